@@ -1,0 +1,45 @@
+# defaults to use registries in mmvireid
+default_scope = 'mmvireid'
+
+# configure default hooks
+default_hooks = dict(
+    # record the time of every iteration.
+    timer=dict(type='IterTimerHook'),
+    # print log every 50 iterations.
+    logger=dict(type='LoggerHook', interval=50),
+    # enable the parameter scheduler.
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # save a checkpoint every 10 epochs, keep the best Rank-1 as well.
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=10,
+        max_keep_ckpts=3,
+        save_best='reid/Rank-1',
+        rule='greater'),
+    # set sampler seed in distributed environment.
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
+
+# Staged training: StageSwitchHook switches the model and the data between
+# the stages listed in train_cfg.stages.
+custom_hooks = [dict(type='StageSwitchHook')]
+
+# DDP for staged models: one optimizer per stage, and every stage leaves the
+# other stages' parameters unused.
+model_wrapper_cfg = dict(
+    type='StageDistributedDataParallel', find_unused_parameters=True)
+
+# configure environment
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='Visualizer', vis_backends=vis_backends)
+
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=1234, deterministic=False)

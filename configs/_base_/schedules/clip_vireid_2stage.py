@@ -1,0 +1,45 @@
+# Two stages as CLIP-ReID's CNN recipe (reference_methods.md §2):
+#   prompt   — only the ID prompt tokens train, on cached image features;
+#   finetune — image encoder + BNNeck head train, text features frozen.
+# Scheduler epochs are relative to their stage (MultiStageTrainLoop).
+train_cfg = dict(
+    type='MultiStageTrainLoop',
+    stages=[
+        dict(name='prompt', epochs=60, validate=False),
+        dict(name='finetune', epochs=120),
+    ],
+    val_interval=10)
+val_cfg = dict()
+test_cfg = dict()
+
+optim_wrapper = dict(
+    constructor='StageOptimWrapperConstructor',
+    prompt=dict(
+        modules=['prompt_learner'],
+        optimizer=dict(type='Adam', lr=3.5e-4, weight_decay=1e-4)),
+    finetune=dict(
+        modules=['image_encoder', 'head'],
+        optimizer=dict(type='Adam', lr=3.5e-4, weight_decay=5e-4),
+        paramwise_cfg=dict(bias_lr_mult=2.0)),
+)
+
+param_scheduler = dict(
+    # warm up 5 epochs from 1e-5, then cosine to 1e-6 (timm CosineLRScheduler)
+    prompt=[
+        dict(type='LinearLR', start_factor=1e-5 / 3.5e-4, by_epoch=True,
+             begin=0, end=5),
+        dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=True, begin=5,
+             end=60),
+    ],
+    # WarmupMultiStepLR: linear warm-up from 0.01 over 10 epochs, x0.1 at
+    # epochs 40 and 70 of the stage
+    finetune=[
+        dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0,
+             end=10),
+        dict(type='MultiStepLR', milestones=[40, 70], gamma=0.1,
+             by_epoch=True, begin=0, end=120),
+    ],
+)
+
+# Batch = 8 identities x 4 images x 2 modalities.
+auto_scale_lr = dict(base_batch_size=64)

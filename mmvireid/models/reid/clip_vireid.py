@@ -1,0 +1,181 @@
+# Copyright (c) mmvireid contributors. All rights reserved.
+"""CLIP-VIReID: CLIP-ReID moved to two modalities (methods.md §0)."""
+import copy
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from mmvireid.registry import MODELS
+from .base import BaseStagedReID
+
+__all__ = ['CLIPVIReID']
+
+
+@MODELS.register_module()
+class CLIPVIReID(BaseStagedReID):
+    """The CLIP-VIReID baseline, two stages.
+
+    * ``prompt``: both encoders frozen; one set of ID-specific learnable
+      tokens ("A photo of a X X X X person.") learns from cached image
+      features of **both** modalities with SupCon(i2t) + SupCon(t2i)
+      (CLIP-ReID stage 1).
+    * ``finetune``: text features ``T [C, D]`` of all identities are computed
+      once and frozen; the image encoder and BNNeck head train with
+      ``w_id * (ID(f) + ID(v)) + w_tri * (Tri(f) + Tri(v)) + w_i2t * CE(v T^T)``
+      on both modalities, where ``f`` is the pooled backbone feature and ``v``
+      the projected feature.
+
+    Test (``extract_feat``): ``concat(f, v)`` before BN (CLIP-ReID
+    ``NECK_FEAT='before'``) or ``concat(L2(BN(f)), L2(v))`` (CSDN), optionally
+    with the h-flipped image's feature concatenated (CSDN flip test).
+
+    Args:
+        image_encoder (dict): e.g. ``CLIPImageEncoder``.
+        text_encoder (dict): ``CLIPTextEncoder`` (always frozen).
+        prompt_learner (dict): ``IDPromptLearner``; ``num_classes`` is filled
+            in from this model's.
+        head (dict): ``BNNeckHead``; ``in_channels`` and ``num_classes`` are
+            filled in.
+        num_classes (int): Number of training identities C.
+        prompt_loss (dict): Loss between image and text features in the
+            prompt stage. Defaults to SupConLoss.
+        id_loss, triplet_loss, i2t_loss (dict): Fine-tuning losses.
+        loss_weights (dict): ``id``, ``triplet``, ``i2t`` weights.
+        test_feature (str): ``'before_bn'`` (CLIP-ReID) or ``'bn_l2'`` (CSDN).
+        flip_test (bool): Concatenate the h-flipped image's feature.
+        text_batch_size (int): Classes per text-encoder call when computing
+            ``T``. Defaults to 64.
+    """
+
+    STAGES = ('prompt', 'finetune')
+
+    def __init__(self,
+                 image_encoder: dict,
+                 text_encoder: dict,
+                 prompt_learner: dict,
+                 head: dict,
+                 num_classes: int,
+                 prompt_loss: dict = dict(type='SupConLoss'),
+                 id_loss: dict = dict(type='LabelSmoothCELoss', epsilon=0.1),
+                 triplet_loss: dict = dict(type='HardTripletLoss', margin=0.3),
+                 i2t_loss: dict = dict(type='ImageTextCELoss'),
+                 loss_weights: Optional[Dict[str, float]] = None,
+                 test_feature: str = 'before_bn',
+                 flip_test: bool = False,
+                 text_batch_size: int = 64,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='VIReIDDataPreprocessor')
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if test_feature not in ('before_bn', 'bn_l2'):
+            raise ValueError("test_feature must be 'before_bn' or 'bn_l2', "
+                             f'got {test_feature!r}')
+        self.num_classes = num_classes
+        self.image_encoder = MODELS.build(image_encoder)
+        self.text_encoder = MODELS.build(text_encoder)
+        prompt_learner = copy.deepcopy(prompt_learner)
+        prompt_learner.setdefault('num_classes', num_classes)
+        self.prompt_learner = MODELS.build(prompt_learner)
+        head = copy.deepcopy(head)
+        head.setdefault('num_classes', num_classes)
+        head.setdefault('in_channels', [
+            self.image_encoder.feat_dim, self.image_encoder.proj_dim
+        ])
+        self.head = MODELS.build(head)
+        self.prompt_loss = MODELS.build(prompt_loss)
+        self.id_loss = MODELS.build(id_loss)
+        self.triplet_loss = MODELS.build(triplet_loss)
+        self.i2t_loss = MODELS.build(i2t_loss)
+        weights = dict(id=1.0, triplet=1.0, i2t=1.0)
+        unknown = set(loss_weights or {}) - set(weights)
+        if unknown:
+            raise KeyError(f'loss_weights: unknown keys {sorted(unknown)}; '
+                           f'expected {sorted(weights)}')
+        weights.update(loss_weights or {})
+        self.loss_weights = weights
+        self.test_feature = test_feature
+        self.flip_test = flip_test
+        self.text_batch_size = text_batch_size
+        # T [C, D]: text features of all identities, computed when the
+        # finetune stage starts (from the learned prompts) and never saved:
+        # a resumed run recomputes it from the restored prompt learner.
+        self.register_buffer('class_text_feats', None, persistent=False)
+
+    # ---------------------------------------------------------------- stage
+    def _enter_stage(self, name: str) -> None:
+        if name == 'finetune':
+            self.class_text_feats = self.compute_class_text_features()
+
+    @torch.no_grad()
+    def compute_class_text_features(self) -> torch.Tensor:
+        """``[C, D]`` text features of every identity's learned prompt."""
+        return self.prompt_learner.all_class_features(
+            self.text_encoder, batch_size=self.text_batch_size).detach()
+
+    # ------------------------------------------------------------- features
+    def image_features(self, inputs: torch.Tensor, data_samples) -> tuple:
+        """Run the image encoder: returns ``(feat, proj)``."""
+        device = inputs.device
+        return self.image_encoder(
+            inputs,
+            modality=self.modalities_of(data_samples, device),
+            cam_ids=self.cams_of(data_samples, device))
+
+    def extract_cache_features(self, data: dict) -> torch.Tensor:
+        """Projected image features ``v [B, D]`` for the prompt stage."""
+        data = self.data_preprocessor(data, False)
+        _, proj = self.image_features(data['inputs'], data['data_samples'])
+        return proj
+
+    def _single_view_feat(self, inputs, data_samples) -> torch.Tensor:
+        feat, proj = self.image_features(inputs, data_samples)
+        out = self.head([feat, proj])
+        if self.test_feature == 'before_bn':
+            return torch.cat(out['feats'], dim=1)
+        return torch.cat([F.normalize(f, dim=1) for f in
+                          (out['bn_feats'][0], out['feats'][1])], dim=1)
+
+    def extract_feat(self, inputs: torch.Tensor,
+                     data_samples=None) -> torch.Tensor:
+        """Retrieval feature ``[B, D_test]`` (doubled with ``flip_test``)."""
+        feat = self._single_view_feat(inputs, data_samples)
+        if self.flip_test:
+            flipped = self._single_view_feat(inputs.flip(3), data_samples)
+            feat = torch.cat([feat, flipped], dim=1)
+        return feat
+
+    # ---------------------------------------------------------------- losses
+    def loss_prompt(self, inputs: torch.Tensor,
+                    data_samples: dict) -> Dict[str, torch.Tensor]:
+        """Prompt stage on cached features: ``inputs`` is ``v [B, D]``."""
+        labels = self.labels_of(data_samples)
+        text = self.prompt_learner(labels, self.text_encoder)
+        return dict(
+            loss_i2t=self.prompt_loss(inputs, text, labels, labels),
+            loss_t2i=self.prompt_loss(text, inputs, labels, labels))
+
+    def loss_finetune(self, inputs: torch.Tensor,
+                      data_samples: List) -> Dict[str, torch.Tensor]:
+        """Fine-tuning on images of both modalities with frozen ``T``."""
+        if self.class_text_feats is None:
+            raise RuntimeError('class text features are missing: the '
+                               'finetune stage was not entered through '
+                               'switch_stage("finetune")')
+        labels = self.labels_of(data_samples)
+        feat, proj = self.image_features(inputs, data_samples)
+        out = self.head([feat, proj])
+        w = self.loss_weights
+        losses = dict(
+            loss_id=w['id'] * sum(
+                self.id_loss(logit, labels) for logit in out['logits']),
+            loss_triplet=w['triplet'] * sum(
+                self.triplet_loss(f, labels) for f in out['feats']),
+            loss_i2t=w['i2t'] * self.i2t_loss(
+                out['feats'][1], self.class_text_feats, labels))
+        with torch.no_grad():
+            losses['acc'] = (out['logits'][0].argmax(1) == labels).float(
+            ).mean()
+        return losses

@@ -1,0 +1,91 @@
+# Copyright (c) mmvireid contributors. All rights reserved.
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [options]``."""
+import argparse
+import json
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from mmvireid.utils import register_all_modules
+from mmvireid.utils.tool_utils import (UserInputError,
+                                       disable_persistent_workers,
+                                       run_or_explain)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Evaluate a VI-ReID model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir', help='the directory to save the evaluation log')
+    parser.add_argument(
+        '--out',
+        help='write the metrics, every trial and direction included, to this '
+        'JSON file (refuses to overwrite an existing file)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value pairs')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def merge_args(cfg, args):
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if not osp.isfile(args.checkpoint):
+        raise UserInputError(f'checkpoint "{args.checkpoint}" does not exist')
+    cfg.load_from = args.checkpoint
+    if args.out is not None and osp.exists(args.out):
+        raise UserInputError(f'--out: "{args.out}" exists; refusing to '
+                             'overwrite results. Choose another path.')
+    disable_persistent_workers(cfg)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def _dump_json(obj, path: str) -> None:
+    """Write JSON atomically: a crash never leaves a half-written file."""
+    tmp = f'{path}.tmp{os.getpid()}'
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def main():
+    args = parse_args()
+    register_all_modules(init_default_scope=False)
+
+    def build_and_test():
+        cfg = merge_args(Config.fromfile(args.config), args)
+        runner = Runner.from_cfg(cfg)
+        metrics = runner.test()
+        if args.out is not None and runner.rank == 0:
+            details = {}
+            for metric in runner.test_evaluator.metrics:
+                details.update(getattr(metric, 'last_results', {}) or {})
+            _dump_json(dict(metrics=metrics, details=details), args.out)
+            print(f'results written to {args.out}')
+
+    run_or_explain(build_and_test)
+
+
+if __name__ == '__main__':
+    main()
