@@ -10,8 +10,9 @@ Turning ``weights_only`` off would let a crafted checkpoint run arbitrary
 code. Instead we keep torch's safe unpickler and allow-list exactly the types
 a resume checkpoint needs. numpy pickles its dtype classes as
 ``getattr(numpy.dtypes, '<Name>DType')``; allow-listing the real ``getattr``
+(``HistoryBuffer`` pickles its statistics methods the same way)
 would defeat the safety check, so that name is bound to
-:func:`_numpy_dtype_getattr`, which only resolves numpy dtype classes.
+:func:`_restricted_getattr`, which resolves only those.
 """
 import os.path as osp
 import pickle
@@ -28,18 +29,26 @@ __all__ = [
 ]
 
 
+_HISTORY_BUFFER_METHODS = ('min', 'max', 'mean', 'current')
+
+
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """Raised when a checkpoint would need code execution to be loaded."""
 
 
-def _numpy_dtype_getattr(obj: Any, name: str) -> Any:
-    """A ``getattr`` restricted to ``numpy.dtypes.<Name>DType`` classes."""
+def _restricted_getattr(obj: Any, name: str) -> Any:
+    """A ``getattr`` restricted to what checkpoints legitimately look up:
+    ``numpy.dtypes.<Name>DType`` classes and the statistics methods
+    (``min``/``max``/``mean``/``current``) a ``HistoryBuffer`` pickles."""
     import numpy.dtypes as np_dtypes
     if obj is np_dtypes and isinstance(name, str) and name.endswith('DType'):
         return getattr(np_dtypes, name)
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(HistoryBuffer, name)
     raise UnsafeCheckpointError(
         f'refusing getattr({obj!r}, {name!r}) while unpickling a checkpoint: '
-        'only numpy dtype classes may be looked up')
+        'only numpy dtype classes and HistoryBuffer statistics may be looked '
+        'up')
 
 
 def resume_safe_globals() -> List[Any]:
@@ -58,7 +67,7 @@ def resume_safe_globals() -> List[Any]:
         np.dtype,
         (_reconstruct, reconstruct_name),
         (scalar, scalar_name),
-        (_numpy_dtype_getattr, 'builtins.getattr'),
+        (_restricted_getattr, 'builtins.getattr'),
     ]
     try:
         import numpy.dtypes as np_dtypes
