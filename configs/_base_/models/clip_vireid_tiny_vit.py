@@ -10,7 +10,7 @@ clip_arch = dict(
         context_length=77, vocab_size=49408, width=64, heads=2, layers=2))
 model = dict(
     type='CLIPVIReID',
-    num_classes=16,
+    num_classes=43,
     data_preprocessor=dict(
         type='VIReIDDataPreprocessor',
         mean=[123.675, 116.28, 103.53],

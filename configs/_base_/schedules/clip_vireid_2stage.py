@@ -24,18 +24,15 @@ optim_wrapper = dict(
 )
 
 param_scheduler = dict(
-    # warm up 5 epochs from 1e-5, then cosine to 1e-6 (timm CosineLRScheduler)
-    prompt=[
-        dict(type='LinearLR', start_factor=1e-5 / 3.5e-4, by_epoch=True,
-             begin=0, end=5),
-        dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=True, begin=5,
-             end=60),
-    ],
-    # WarmupMultiStepLR: linear warm-up from 0.01 over 10 epochs, x0.1 at
-    # epochs 40 and 70 of the stage
+    # timm CosineLRScheduler as CLIP-ReID steps it: 5 warm-up epochs from
+    # 1e-5, cosine to 1e-6, 1-based epochs
+    prompt=[dict(type='TimmCosineLR', t_initial=60, lr_min=1e-6, warmup_t=5,
+                 warmup_lr_init=1e-5, t_offset=1)],
+    # WarmupMultiStepLR: factor 0.01 -> 1 linearly over 10 epochs (mmengine's
+    # LinearLR reaches end_factor at end - 1), x0.1 at epochs 40 and 70
     finetune=[
         dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0,
-             end=10),
+             end=11),
         dict(type='MultiStepLR', milestones=[40, 70], gamma=0.1,
              by_epoch=True, begin=0, end=120),
     ],

@@ -79,8 +79,21 @@ class StageSwitchHook(Hook):
                 raise ValueError(
                     f'train_cfg.stages names stage "{stage.name}" but '
                     f'{type(model).__name__} supports {list(supported)}')
+        self._check_num_classes(model, loop.dataloader.dataset)
         self._image_loader = loop.dataloader
         self.current_stage = None
+
+    @staticmethod
+    def _check_num_classes(model, dataset) -> None:
+        """Fail early if the model's C differs from the train identities."""
+        expected = getattr(model, 'num_classes', None)
+        found = getattr(dataset, 'metainfo', {}).get('num_classes')
+        if expected is not None and found is not None and expected != found:
+            raise ValueError(
+                f'model.num_classes={expected} but the train set '
+                f'({type(dataset).__name__}) has {found} identities; set '
+                f'model.num_classes={found} in the config (or '
+                f'--cfg-options model.num_classes={found})')
 
     def before_train_epoch(self, runner: Runner) -> None:
         epoch = runner.epoch

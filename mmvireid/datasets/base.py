@@ -1,0 +1,413 @@
+# Copyright (c) mmvireid contributors. All rights reserved.
+"""Base class and shared helpers of the visible-infrared ReID datasets.
+
+Every dataset of this package lists plain dicts (``data_list``)::
+
+    dict(img_path=str,      # os.path.join(data_root, <relative path>)
+         gt_label=int,      # train: identity relabelled 0..C-1, shared by
+                            # both modalities; test: the ORIGINAL person id
+         cam_id=int,        # the dataset's camera number
+         modality=str,      # 'vis' or 'ir'
+         text=str)          # optional, train only (``descriptions=...``)
+
+The file selection of each subclass reproduces the reference code of the
+dataset (see ``docs/en/protocols.md``), item for item and in the same order,
+so that scores computed on our lists equal the published protocols.
+"""
+import os
+import os.path as osp
+import pickle
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from mmengine.dataset import BaseDataset, force_full_init
+from mmengine.logging import print_log
+
+from .descriptions import load_descriptions
+
+
+def check_exists(path: str,
+                 what: str,
+                 dataset: str,
+                 layout: str,
+                 is_dir: bool = False) -> None:
+    """Raise a ``FileNotFoundError`` that shows the expected layout.
+
+    Args:
+        path (str): The file or folder that must exist.
+        what (str): A few words saying what ``path`` is, for the message.
+        dataset (str): The dataset name, for the message.
+        layout (str): A short tree of the expected on-disk layout.
+        is_dir (bool): Whether ``path`` must be a folder. Defaults to False.
+    """
+    ok = osp.isdir(path) if is_dir else osp.isfile(path)
+    if not ok:
+        kind = 'folder' if is_dir else 'file'
+        raise FileNotFoundError(
+            f'{dataset}: the {what} {kind} "{path}" does not exist. '
+            f'The dataset is expected in this layout:\n{layout}')
+
+
+def read_id_file(path: str) -> List[str]:
+    """Read a comma-separated identity list the way the references do.
+
+    Only the **first line** is read; every id is parsed as an int and written
+    back zero-padded to 4 digits. Duplicates are kept and the list is sorted
+    **as strings** (protocols.md §2), which equals the numeric order for ids
+    below 10000.
+
+    Args:
+        path (str): e.g. ``<root>/exp/test_id.txt``.
+
+    Returns:
+        list[str]: The sorted 4-digit ids, e.g. ``['0001', '0003']``.
+    """
+    with open(path, 'r') as f:
+        lines = f.read().splitlines()
+    if not lines or not lines[0].strip():
+        raise ValueError(f'The identity list "{path}" is empty; its first '
+                         'line must hold comma-separated person ids.')
+    ids = []
+    for token in lines[0].split(','):
+        # The references call int() on every token, so a trailing comma
+        # crashes them; tolerating it changes no selection.
+        if not token.strip():
+            continue
+        try:
+            ids.append('%04d' % int(token))
+        except ValueError:
+            raise ValueError(
+                f'The identity list "{path}" holds "{token.strip()}", which '
+                'is not an integer person id.') from None
+    return sorted(ids)
+
+
+def list_folder(folder: str) -> List[str]:
+    """Every entry of ``folder`` sorted by name, as full paths.
+
+    Like the references, no extension filter is applied: every entry of the
+    folder is an image of the protocol.
+    """
+    return [osp.join(folder, name) for name in sorted(os.listdir(folder))]
+
+
+def read_list_file(path: str) -> List[Tuple[str, int]]:
+    """Read an index file whose lines are ``relative/path label``.
+
+    Lines are split on a single space, as the references do; blank lines are
+    skipped.
+
+    Returns:
+        list[tuple[str, int]]: ``(relative path, label)`` in file order.
+    """
+    items = []
+    with open(path, 'r') as f:
+        for lineno, line in enumerate(f.read().splitlines(), start=1):
+            if not line.strip():
+                continue
+            parts = line.split(' ')
+            try:
+                items.append((parts[0], int(parts[1])))
+            except (IndexError, ValueError):
+                raise ValueError(
+                    f'Line {lineno} of "{path}" is "{line}"; every line must '
+                    'be "relative/path label" separated by one space, with '
+                    'an integer label.') from None
+    if not items:
+        raise ValueError(f'The index file "{path}" lists no image.')
+    return items
+
+
+def folder_groups(folders: Sequence[tuple],
+                  min_files: int = 1) -> List[List[int]]:
+    """Candidate positions of every folder visit, for the gallery draws.
+
+    Args:
+        folders (Sequence[tuple]): ``(pid, cam, folder, sorted files)`` per
+            folder visit, in walk order; the candidates are these files
+            concatenated.
+        min_files (int): Files a folder must hold (1 for single-shot, the
+            number of shots for multi-shot). Defaults to 1.
+
+    Returns:
+        list[list[int]]: One list of consecutive positions per visit. An id
+        listed twice in the id file gives two visits, drawn from twice, as in
+        the reference.
+    """
+    groups, start = [], 0
+    for _, _, folder, files in folders:
+        if len(files) < min_files:
+            raise ValueError(
+                f'The folder "{folder}" holds {len(files)} file(s), fewer '
+                f'than the {min_files} drawn without replacement from every '
+                'existing (id, camera) folder of a sampled gallery (the '
+                'reference fails on it too).')
+        groups.append(list(range(start, start + len(files))))
+        start += len(files)
+    return groups
+
+
+def relabel_by_ir(vis_pids: Sequence[int], ir_pids: Sequence[int],
+                  source: str) -> Dict[int, int]:
+    """Map training person ids to labels 0..C-1 shared by both modalities.
+
+    Like ``pre_process_sysu.py``, the labels enumerate the pids of the
+    **infrared** list in ascending order, and a visible pid missing from it is
+    an error (the reference raises a bare ``KeyError``). The sampler indexes
+    its per-label position lists by label value, so labels must be 0..C-1 and
+    every visible identity must also have infrared images.
+
+    Args:
+        vis_pids (Sequence[int]): Person id of every visible image.
+        ir_pids (Sequence[int]): Person id of every infrared image.
+        source (str): Where the ids come from, for the error message.
+
+    Returns:
+        dict[int, int]: ``{pid: label}``.
+    """
+    pid2label = {pid: label for label, pid in enumerate(sorted(set(ir_pids)))}
+    for pid in vis_pids:
+        if pid not in pid2label:
+            raise ValueError(
+                f'Person id {pid} has visible training images but no '
+                f'infrared one ({source}); every training identity needs '
+                'both modalities.')
+    return pid2label
+
+
+def _subset_positions(indices: Union[int, Sequence[int]],
+                      length: int) -> np.ndarray:
+    """Positions kept by ``BaseDataset.get_subset(indices)``.
+
+    Mirrors MMEngine's convention: a non-negative int keeps the first
+    ``indices`` items, a negative int the last ``-indices``, a sequence the
+    listed positions in its order.
+    """
+    if isinstance(indices, int):
+        if indices >= 0:
+            return np.arange(min(indices, length))
+        return np.arange(max(length + indices, 0), length)
+    return np.asarray(list(indices), dtype=np.int64).reshape(-1)
+
+
+class BaseVIReIDDataset(BaseDataset):
+    """Base class of the visible-infrared person ReID datasets.
+
+    Subclasses implement :meth:`load_items`, which returns the ``data_list``
+    items (see the module docstring) in the reference order. This class adds:
+
+    - the ``split`` argument and ``test_mode`` derived from it;
+    - per-image text descriptions for the training split
+      (``descriptions='descriptions.json'``, see
+      :func:`mmvireid.datasets.descriptions.load_descriptions`);
+    - fast label / modality / camera arrays for samplers and metrics
+      (:meth:`get_labels`, :meth:`get_modalities`, :meth:`get_cam_ids`),
+      read without running the pipeline and kept in sync by ``get_subset``;
+    - ``metainfo['num_classes']`` for the training split, set when the data
+      list is loaded (so after ``full_init()`` under ``lazy_init=True``; the
+      :attr:`num_classes` property loads it on demand).
+
+    Args:
+        data_root (str): Root folder of the dataset.
+        split (str): One of :attr:`SPLITS`.
+        pipeline (list): Transforms applied to every item. Defaults to ``[]``.
+        descriptions (str, optional): JSON file ``{relative image path:
+            text}``, relative to ``data_root`` or absolute. Only the training
+            split reads it. Defaults to None.
+        test_mode (bool, optional): Defaults to ``split != 'train'``.
+        metainfo (dict, optional): Extra meta information.
+        **kwargs: Other :class:`mmengine.dataset.BaseDataset` arguments
+            (``lazy_init``, ``serialize_data``, ``indices``, ...).
+    """
+
+    #: The splits a subclass accepts.
+    SPLITS: Tuple[str, ...] = ('train', 'test')
+    #: A short tree of the expected on-disk layout, shown in errors.
+    LAYOUT: str = ''
+    METAINFO: dict = dict(dataset_name='vireid')
+
+    def __init__(self,
+                 data_root: str,
+                 split: str = 'train',
+                 pipeline: Sequence = (),
+                 descriptions: Optional[str] = None,
+                 test_mode: Optional[bool] = None,
+                 metainfo: Optional[dict] = None,
+                 **kwargs) -> None:
+        if split not in self.SPLITS:
+            raise ValueError(f'{type(self).__name__}: split must be one of '
+                             f'{self.SPLITS}, but got "{split}".')
+        if not isinstance(data_root, str) or not data_root:
+            raise ValueError(f'{type(self).__name__}: data_root must be a '
+                             f'non-empty path, but got {data_root!r}.')
+        self.split = split
+        self.descriptions = descriptions
+        if descriptions is not None and split != 'train':
+            # A base config may share one dataset dict across splits; the
+            # texts are only used in training, so ignore them elsewhere.
+            print_log(
+                f'{type(self).__name__}: descriptions are only used by the '
+                f'train split; ignoring them for split="{split}".',
+                logger='current')
+        self._fields: Optional[Dict[str, np.ndarray]] = None
+        super().__init__(
+            data_root=data_root,
+            pipeline=list(pipeline),
+            test_mode=(split != 'train') if test_mode is None else test_mode,
+            metainfo=metainfo,
+            **kwargs)
+        # Added after BaseDataset.__init__, whose metainfo loader would take
+        # every string value for a file name and warn about it. A metric gets
+        # these keys as ``dataset_meta`` and can pick the protocol from them.
+        self._metainfo.update(split=split, **self.protocol_metainfo())
+
+    def protocol_metainfo(self) -> dict:
+        """Protocol arguments (search mode, trial, ...) for ``metainfo``."""
+        return {}
+
+    def _require(self, path: str, what: str, is_dir: bool = False) -> None:
+        """Fail with the expected layout unless ``path`` exists."""
+        check_exists(path, what, type(self).__name__, self.LAYOUT, is_dir)
+
+    # ------------------------------------------------------------------ #
+    # Loading
+    # ------------------------------------------------------------------ #
+    def load_items(self) -> List[dict]:
+        """Return the ``data_list`` items in the reference order.
+
+        A training split must also set ``self._metainfo['num_classes']``.
+        """
+        raise NotImplementedError
+
+    def load_data_list(self) -> List[dict]:
+        """Load the items and attach descriptions to the training split."""
+        self._require(self.data_root, 'data_root', is_dir=True)
+        items = self.load_items()
+        if not items:
+            raise FileNotFoundError(
+                f'{type(self).__name__}: no image found for split '
+                f'"{self.split}" under "{self.data_root}". The dataset is '
+                f'expected in this layout:\n{self.LAYOUT}')
+        if self.split == 'train' and self.descriptions is not None:
+            load_descriptions(self.descriptions, items, self.data_root)
+        return items
+
+    def full_init(self) -> None:
+        """Load the data list, then cache labels, modalities and cameras.
+
+        Same steps as :meth:`mmengine.dataset.BaseDataset.full_init`; the
+        arrays are built before serialisation clears ``data_list``.
+        """
+        if self._fully_initialized:
+            return
+        self.data_list = self.load_data_list()
+        self.data_list = self.filter_data()
+        if self._indices is not None:
+            self.data_list = self._get_unserialized_subset(self._indices)
+        self._fields = self._build_fields(self.data_list)
+        if self.serialize_data:
+            self.data_bytes, self.data_address = self._serialize_data()
+        self._fully_initialized = True
+
+    def _serialize_data(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Pickle the items into one byte buffer, as MMEngine does.
+
+        MMEngine follows with a full ``gc.collect()``, which costs 0.1 s or
+        more once torch is imported and frees nothing here: the items are
+        flat dicts of str / int without reference cycles, so clearing the
+        list already releases them.
+        """
+        blobs = [
+            np.frombuffer(pickle.dumps(item, protocol=4), dtype=np.uint8)
+            for item in self.data_list
+        ]
+        data_address = np.cumsum(
+            np.asarray([len(b) for b in blobs], dtype=np.int64))
+        data_bytes = np.concatenate(blobs) if blobs else np.zeros(
+            0, dtype=np.uint8)
+        self.data_list.clear()
+        return data_bytes, data_address
+
+    @staticmethod
+    def _build_fields(data_list: List[dict]) -> Dict[str, np.ndarray]:
+        return dict(
+            gt_label=np.array([d['gt_label'] for d in data_list],
+                              dtype=np.int64),
+            modality=np.array([d['modality'] for d in data_list], dtype='<U3'),
+            cam_id=np.array([d['cam_id'] for d in data_list], dtype=np.int64))
+
+    # ------------------------------------------------------------------ #
+    # Fast accessors
+    # ------------------------------------------------------------------ #
+    @force_full_init
+    def get_labels(self) -> np.ndarray:
+        """``gt_label`` of every item, shape (N,), int64."""
+        return self._fields['gt_label'].copy()
+
+    @force_full_init
+    def get_modalities(self) -> np.ndarray:
+        """``modality`` of every item (``'vis'`` / ``'ir'``), shape (N,)."""
+        return self._fields['modality'].copy()
+
+    @force_full_init
+    def get_cam_ids(self) -> np.ndarray:
+        """``cam_id`` of every item, shape (N,), int64."""
+        return self._fields['cam_id'].copy()
+
+    @force_full_init
+    def get_cat_ids(self, idx: int) -> List[int]:
+        """The label of item ``idx`` as a list (MMEngine's sampler API)."""
+        return [int(self._fields['gt_label'][idx])]
+
+    @force_full_init
+    def get_data_list(self) -> List[dict]:
+        """All items as plain dicts, in dataset order."""
+        out = []
+        for idx in range(len(self)):
+            info = self.get_data_info(idx)
+            info.pop('sample_idx', None)
+            out.append(info)
+        return out
+
+    @property
+    def num_classes(self) -> int:
+        """Number of training identities (loads the data list if needed)."""
+        if not self._fully_initialized:
+            self.full_init()
+        if 'num_classes' not in self._metainfo:
+            raise AttributeError(
+                f'{type(self).__name__}(split="{self.split}") has no '
+                'num_classes: only the train split relabels identities.')
+        return self._metainfo['num_classes']
+
+    # ------------------------------------------------------------------ #
+    # Subsets keep the cached arrays in sync.
+    # ------------------------------------------------------------------ #
+    @force_full_init
+    def get_subset_(self, indices: Union[Sequence[int], int]) -> None:
+        keep = _subset_positions(indices, len(self))
+        super().get_subset_(indices)
+        self._fields = {k: v[keep] for k, v in self._fields.items()}
+
+    @force_full_init
+    def get_subset(self, indices: Union[Sequence[int],
+                                        int]) -> 'BaseVIReIDDataset':
+        keep = _subset_positions(indices, len(self))
+        sub = super().get_subset(indices)
+        sub._fields = {k: v[keep] for k, v in self._fields.items()}
+        return sub
+
+    def __repr__(self) -> str:
+        lines = [
+            f'{type(self).__name__}(data_root={self.data_root!r}, '
+            f'split={self.split!r})'
+        ]
+        if self._fully_initialized:
+            mods = self._fields['modality']
+            num_vis = int((mods == 'vis').sum())
+            num_ids = len(np.unique(self._fields['gt_label']))
+            lines.append(f'  images: {len(self)} (vis {num_vis}, ir '
+                         f'{len(self) - num_vis}), identities: {num_ids}')
+        else:
+            lines.append('  not loaded yet (lazy_init=True)')
+        return '\n'.join(lines)

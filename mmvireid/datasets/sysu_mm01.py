@@ -1,0 +1,194 @@
+# Copyright (c) mmvireid contributors. All rights reserved.
+"""SYSU-MM01 (Wu et al., ICCV 2017) with the reference file selection."""
+import os.path as osp
+from typing import List, Sequence, Tuple
+
+from mmvireid.registry import DATASETS
+from .base import (BaseVIReIDDataset, folder_groups, list_folder, read_id_file,
+                   relabel_by_ir)
+
+SYSU_LAYOUT = """\
+<data_root>/
+├── cam1/ cam2/ cam4/ cam5/     visible cameras (cam1, cam2 indoor)
+├── cam3/ cam6/                 infrared cameras (cam3 indoor)
+│   └── 0001/                   one folder per person id (4 digits)
+│       ├── 0001.jpg
+│       └── ...
+└── exp/
+    ├── train_id.txt            first line: comma-separated ids
+    ├── val_id.txt
+    └── test_id.txt"""
+
+VIS_CAMS = (1, 2, 4, 5)
+IR_CAMS = (3, 6)
+GALLERY_CAMS = dict(all=(1, 2, 4, 5), indoor=(1, 2))
+
+
+@DATASETS.register_module()
+class SYSUMM01Dataset(BaseVIReIDDataset):
+    """SYSU-MM01, with the file selection of the reference code.
+
+    Splits (protocols.md §2):
+
+    - ``'train'``: the ids of the first line of ``exp/train_id.txt`` followed
+      by those of ``exp/val_id.txt`` (395 ids), as ``pre_process_sysu.py``
+      selects them: every file of cameras 1, 2, 4, 5 (visible) then every
+      file of cameras 3, 6 (infrared), ids outer (sorted as 4-digit strings),
+      cameras inner, files sorted. All visible items come first, then all
+      infrared ones. Labels enumerate the infrared pids in ascending order;
+      ``metainfo['num_classes']`` is their number.
+    - ``'query'``: every file of cameras 3 and 6 of the ``exp/test_id.txt``
+      ids (the same for both search modes); ``gt_label`` = person id.
+    - ``'gallery'``: the visible cameras of ``search_mode``; ``'single'``
+      draws one file per (id, camera) folder with ``random.Random(trial)``,
+      exactly the draws of the reference's ``random.seed(trial)`` +
+      ``random.choice`` (without touching the global ``random`` state).
+      ``'multi'`` draws 10 files per folder without replacement from
+      ``np.random.RandomState(trial)``. The reference (CSDN) draws them from
+      numpy's *global*, unseeded state, so its multi-shot galleries are not
+      reproducible; ours are, per trial. A folder with fewer than 10 files is
+      an error, as in the reference.
+    - ``'test'``: the query items (infrared) followed by **every** file of
+      every gallery folder of ``search_mode`` (visible), ids outer, cameras
+      inner, files sorted, so a metric can draw all trials from one
+      feature pass: the candidates of one (id, camera) folder are
+      consecutive, in the order the reference draws from.
+
+    Tags: the reference reads the camera and the pid from fixed offsets of
+    the path string (``path[-15]`` and ``path[-13:-9]``), which is right only
+    for 8-character file names such as ``0001.jpg``; we take them from the
+    folder names, which agrees for those names and stays right for others.
+
+    Paths are ``os.path.join(data_root, 'camC', 'PPPP', name)``; the
+    reference glues the name with ``'/'``, which gives the same string on
+    POSIX unless ``data_root`` ends with a separator. Like the reference, no
+    extension filter is applied and id folders that do not exist are skipped.
+
+    Args:
+        data_root (str): The SYSU-MM01 root (see ``LAYOUT``).
+        split (str): ``'train'``, ``'query'``, ``'gallery'`` or ``'test'``.
+        search_mode (str): ``'all'`` (gallery cameras 1, 2, 4, 5) or
+            ``'indoor'`` (1, 2). Defaults to ``'all'``.
+        gallery_mode (str): ``'single'`` or ``'multi'`` shot. Defaults to
+            ``'single'``.
+        trial (int): Seed of the gallery draw (the protocol averages
+            0..9). Defaults to 0.
+        num_shots (int): Files per folder in multi-shot mode. Defaults to 10.
+        **kwargs: See :class:`BaseVIReIDDataset` (``pipeline``,
+            ``descriptions``, ``lazy_init``, ...).
+    """
+
+    SPLITS = ('train', 'query', 'gallery', 'test')
+    LAYOUT = SYSU_LAYOUT
+    METAINFO = dict(dataset_name='sysu_mm01')
+
+    def __init__(self,
+                 data_root: str,
+                 split: str = 'train',
+                 search_mode: str = 'all',
+                 gallery_mode: str = 'single',
+                 trial: int = 0,
+                 num_shots: int = 10,
+                 **kwargs) -> None:
+        if search_mode not in GALLERY_CAMS:
+            raise ValueError('SYSUMM01Dataset: search_mode must be "all" or '
+                             f'"indoor", but got "{search_mode}".')
+        if gallery_mode not in ('single', 'multi'):
+            raise ValueError('SYSUMM01Dataset: gallery_mode must be "single" '
+                             f'or "multi", but got "{gallery_mode}".')
+        self.search_mode = search_mode
+        self.gallery_mode = gallery_mode
+        self.trial = int(trial)
+        self.num_shots = int(num_shots)
+        super().__init__(data_root, split=split, **kwargs)
+
+    def protocol_metainfo(self) -> dict:
+        return dict(
+            search_mode=self.search_mode,
+            gallery_mode=self.gallery_mode,
+            trial=self.trial,
+            num_shots=self.num_shots)
+
+    # ------------------------------------------------------------------ #
+    def _ids(self, names: Sequence[str]) -> List[str]:
+        ids = []
+        for name in names:
+            path = osp.join(self.data_root, 'exp', name)
+            self._require(path, 'identity list')
+            # pre_process_sysu.py concatenates the lists and sorts the union.
+            ids.extend(read_id_file(path))
+        return sorted(ids)
+
+    def _check_cameras(self, cams: Sequence[int]) -> None:
+        # Folders of single ids may be missing (they are skipped, as in the
+        # reference), but a missing camera folder is a broken layout.
+        for cam in cams:
+            self._require(
+                osp.join(self.data_root, f'cam{cam}'),
+                f'camera {cam}',
+                is_dir=True)
+
+    def _folders(self, ids: Sequence[str],
+                 cams: Sequence[int]) -> List[Tuple[str, int, str, List[str]]]:
+        """``(pid, cam, folder, sorted files)`` per existing folder, ids
+        outer, cameras inner."""
+        self._check_cameras(cams)
+        out = []
+        for pid in ids:
+            for cam in cams:
+                folder = osp.join(self.data_root, f'cam{cam}', pid)
+                if osp.isdir(folder):
+                    out.append((pid, cam, folder, list_folder(folder)))
+        return out
+
+    @staticmethod
+    def _items(folders, modality: str, label_of=int) -> List[dict]:
+        return [
+            dict(
+                img_path=path,
+                gt_label=label_of(int(pid)),
+                cam_id=cam,
+                modality=modality) for pid, cam, _, files in folders
+            for path in files
+        ]
+
+    # ------------------------------------------------------------------ #
+    def load_items(self) -> List[dict]:
+        if self.split == 'train':
+            return self._load_train()
+        test_ids = self._ids(['test_id.txt'])
+        query = self._items(self._folders(test_ids, IR_CAMS), 'ir')
+        if self.split == 'query':
+            return query
+        gallery_folders = self._folders(test_ids,
+                                        GALLERY_CAMS[self.search_mode])
+        if self.split == 'test':
+            return query + self._items(gallery_folders, 'vis')
+        return self._draw_gallery(gallery_folders)
+
+    def _load_train(self) -> List[dict]:
+        ids = self._ids(['train_id.txt', 'val_id.txt'])
+        vis_folders = self._folders(ids, VIS_CAMS)
+        ir_folders = self._folders(ids, IR_CAMS)
+        pid2label = relabel_by_ir(
+            [int(pid) for pid, _, _, files in vis_folders if files],
+            [int(pid) for pid, _, _, files in ir_folders if files],
+            source=f'{self.data_root}/cam1..cam6')
+        self._metainfo['num_classes'] = len(pid2label)
+        return (self._items(vis_folders, 'vis', pid2label.__getitem__) +
+                self._items(ir_folders, 'ir', pid2label.__getitem__))
+
+    def _draw_gallery(self, folders) -> List[dict]:
+        # Imported here: the evaluation package may import datasets.
+        from mmvireid.evaluation.functional.gallery_sampling import (
+            draw_multi_shot, draw_single_shot)
+
+        candidates = self._items(folders, 'vis')
+        if self.gallery_mode == 'single':
+            picks = draw_single_shot(folder_groups(folders), self.trial)
+        else:
+            picks = draw_multi_shot(
+                folder_groups(folders, self.num_shots),
+                self.trial,
+                num=self.num_shots)
+        return [dict(candidates[i]) for i in picks]

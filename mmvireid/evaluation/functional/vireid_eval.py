@@ -1,0 +1,558 @@
+# Copyright (c) mmvireid contributors. All rights reserved.
+"""CMC / mAP / mINP of the SYSU-MM01, RegDB and LLCM protocols.
+
+Vectorised re-implementations of the ``eval_sysu`` / ``eval_regdb`` /
+``eval_llcm`` functions shared by the public VI-ReID code (AGW, CSDN, DEEN),
+written from the description in ``docs/en/protocols.md`` (section 1). They
+return the *same numbers* as that code, quirks included:
+
+* the gallery of each query is ranked with numpy's default (unstable)
+  ``argsort`` along axis 1, so exactly tied distances rank as in the
+  reference (a row's order depends only on the row, which lets us sort
+  queries block by block);
+* SYSU returns an identity-deduplicated CMC, RegDB a per-image CMC;
+* CMC is float32 and averaged over *valid* queries; mAP and mINP are float64;
+* no valid query and ragged CMC rows are errors, as they are in the
+  reference (where they surface as ``AssertionError`` and numpy's
+  "inhomogeneous shape" ``ValueError``).
+
+There is no Python loop over queries: each block of queries is ranked with
+one ``argsort`` and scored with whole-array operations. Memory is bounded by
+``block_size`` rows of the ``(num_query, num_gallery)`` problem at a time.
+
+Average precision is computed on exactly the arrays the reference builds (the
+kept per-image match list of each query, cumulated and divided by the rank),
+so AP is bit-identical, not merely close.
+"""
+from typing import Optional, Tuple
+
+import numpy as np
+
+__all__ = [
+    'eval_sysu', 'eval_regdb', 'eval_llcm', 'NoValidQueryError',
+    'RaggedCMCError'
+]
+
+#: Default number of distance-matrix elements scored per block. Blocks of a
+#: few hundred thousand elements keep the temporaries (about 40 bytes per
+#: element, ~10 MB here) in cache, which is faster than larger blocks.
+DEFAULT_BLOCK_ELEMENTS = 1 << 18
+
+_RAGGED_MODES = ('error', 'pad')
+
+
+class NoValidQueryError(AssertionError, ValueError):
+    """No query has a correct match left in its filtered gallery.
+
+    The reference code fails here with ``assert num_valid_q > 0``. This class
+    derives from both :class:`AssertionError` (so code written against the
+    reference still catches it) and :class:`ValueError` (the natural type for
+    bad input). Unlike a bare ``assert`` it is raised under ``python -O``.
+    """
+
+
+class RaggedCMCError(ValueError):
+    """CMC rows of different lengths, where the reference's ``np.asarray``
+    stacking fails with numpy's "inhomogeneous shape" ``ValueError``."""
+
+
+def eval_sysu(distmat: np.ndarray,
+              q_pids: np.ndarray,
+              g_pids: np.ndarray,
+              q_camids: np.ndarray,
+              g_camids: np.ndarray,
+              max_rank: int = 20,
+              *,
+              block_size: Optional[int] = None,
+              ragged: str = 'error') -> Tuple[np.ndarray, float, float]:
+    """SYSU-MM01 evaluation (identity-level CMC, per-image mAP and mINP).
+
+    Quirks reproduced from the reference ``eval_sysu``:
+
+    * **Camera filter**: a query from camera 3 drops every gallery item of
+      camera 2, *whatever its identity*; queries from any other camera keep
+      the whole gallery. No same-pid/same-camera filter (query and gallery
+      cameras never coincide in SYSU-MM01).
+    * **Identity-deduplicated CMC**: the kept ranked pids are reduced to
+      their distinct values in order of first appearance; the CMC row is 1
+      from the position of the query pid in that list, cut to ``max_rank``.
+    * **Every query gets a CMC row, but the sum is divided by the number of
+      valid queries** (invalid rows are all zeros, so this equals the mean
+      over valid queries).
+    * **Per-image rows are still checked**: the reference also stacks the
+      per-image CMC rows of valid queries (then discards them), so those
+      must have equal lengths too (see ``ragged``).
+    * mAP and mINP use the per-image kept list and average over valid
+      queries (a query is valid when a kept item has its pid).
+    * ``max_rank`` becomes the gallery size when the gallery is smaller.
+
+    Args:
+        distmat (np.ndarray): ``(num_query, num_gallery)`` distances, smaller
+            is closer (the reference passes ``-(q_feat @ g_feat.T)``). Its
+            dtype is kept: the tie order of ``argsort`` depends on it.
+        q_pids (np.ndarray): ``(num_query,)`` query person ids.
+        g_pids (np.ndarray): ``(num_gallery,)`` gallery person ids.
+        q_camids (np.ndarray): ``(num_query,)`` query camera ids (3 or 6).
+        g_camids (np.ndarray): ``(num_gallery,)`` gallery camera ids.
+        max_rank (int): Length of the CMC curve. Defaults to 20.
+        block_size (int, optional): Queries scored per block; bounds the
+            memory to about ``60 * block_size * num_gallery`` bytes. Defaults
+            to None (about 2M matrix elements per block).
+        ragged (str): What to do when CMC rows differ in length (some
+            query's kept list, or its number of distinct kept pids, is
+            shorter than ``max_rank`` and another's is not). ``'error'``
+            (default) raises :class:`RaggedCMCError` where the reference
+            fails; ``'pad'`` extends every short row with its last value
+            (a cumulative curve stays where it ended) to the longest row.
+
+    Returns:
+        tuple: ``(cmc, mAP, mINP)``: ``cmc`` a float32 array of length
+        ``min(max_rank, num_gallery)`` (shorter when every row is shorter),
+        ``mAP`` and ``mINP`` float64 fractions in [0, 1].
+
+    Raises:
+        NoValidQueryError: No query is valid (subclass of both
+            ``AssertionError`` and ``ValueError``).
+        RaggedCMCError: Rows differ in length and ``ragged='error'``
+            (subclass of ``ValueError``).
+        ValueError: Inputs of the wrong shape or option values.
+    """
+    return _evaluate(
+        distmat,
+        q_pids,
+        g_pids,
+        q_camids,
+        g_camids,
+        protocol='sysu',
+        max_rank=max_rank,
+        block_size=block_size,
+        ragged=ragged)
+
+
+def eval_llcm(distmat: np.ndarray,
+              q_pids: np.ndarray,
+              g_pids: np.ndarray,
+              q_camids: np.ndarray,
+              g_camids: np.ndarray,
+              max_rank: int = 20,
+              *,
+              block_size: Optional[int] = None,
+              ragged: str = 'error') -> Tuple[np.ndarray, float, float]:
+    """LLCM evaluation (identity-level CMC, per-image mAP and mINP).
+
+    Identical to :func:`eval_sysu` except for the filter:
+
+    * **Same-pid same-camera filter**: a gallery item is dropped when it has
+      the query's pid **and** the query's camera number. Camera numbers come
+      from the ``camN`` folder names, and VIS camera k and NIR camera k count
+      as the same camera, so same-person same-camera pairs are removed
+      *across* modalities.
+    * Identity-deduplicated CMC, a row for every query divided by the number
+      of valid queries, per-image rows checked for raggedness, ``max_rank``
+      capped at the gallery size: as in :func:`eval_sysu`.
+
+    Args:
+        distmat (np.ndarray): ``(num_query, num_gallery)`` distances, smaller
+            is closer; the dtype is kept for the ``argsort``.
+        q_pids (np.ndarray): ``(num_query,)`` query person ids.
+        g_pids (np.ndarray): ``(num_gallery,)`` gallery person ids.
+        q_camids (np.ndarray): ``(num_query,)`` query camera numbers.
+        g_camids (np.ndarray): ``(num_gallery,)`` gallery camera numbers.
+        max_rank (int): Length of the CMC curve. Defaults to 20.
+        block_size (int, optional): Queries per block (memory bound).
+            Defaults to None (about 2M matrix elements per block).
+        ragged (str): ``'error'`` (default) or ``'pad'``; see
+            :func:`eval_sysu`.
+
+    Returns:
+        tuple: ``(cmc, mAP, mINP)`` as in :func:`eval_sysu`.
+
+    Raises:
+        NoValidQueryError: No query is valid.
+        RaggedCMCError: Rows differ in length and ``ragged='error'``.
+        ValueError: Inputs of the wrong shape or option values.
+    """
+    return _evaluate(
+        distmat,
+        q_pids,
+        g_pids,
+        q_camids,
+        g_camids,
+        protocol='llcm',
+        max_rank=max_rank,
+        block_size=block_size,
+        ragged=ragged)
+
+
+def eval_regdb(distmat: np.ndarray,
+               q_pids: np.ndarray,
+               g_pids: np.ndarray,
+               max_rank: int = 20,
+               *,
+               block_size: Optional[int] = None,
+               ragged: str = 'error') -> Tuple[np.ndarray, float, float]:
+    """RegDB evaluation (per-image CMC, mAP and mINP).
+
+    Quirks reproduced from the reference ``eval_regdb``:
+
+    * **No filtering**: the reference builds camera ids 1 (query) and 2
+      (gallery) and applies a same-pid/same-camera filter that can never
+      fire, so every gallery item is kept.
+    * **Per-image CMC over valid queries**: 1 from the rank of the first
+      correct image, cut to ``max_rank``; only valid queries get a row.
+    * ``max_rank`` becomes the gallery size when the gallery is smaller.
+
+    Args:
+        distmat (np.ndarray): ``(num_query, num_gallery)`` distances, smaller
+            is closer; the dtype is kept for the ``argsort``.
+        q_pids (np.ndarray): ``(num_query,)`` query person ids.
+        g_pids (np.ndarray): ``(num_gallery,)`` gallery person ids.
+        max_rank (int): Length of the CMC curve. Defaults to 20.
+        block_size (int, optional): Queries per block (memory bound).
+            Defaults to None (about 2M matrix elements per block).
+        ragged (str): ``'error'`` (default) or ``'pad'``; see
+            :func:`eval_sysu`. Without a filter all rows have the same
+            length, so this only matters for API symmetry.
+
+    Returns:
+        tuple: ``(cmc, mAP, mINP)``: float32 ``cmc`` of length
+        ``min(max_rank, num_gallery)``, float64 ``mAP`` and ``mINP``.
+
+    Raises:
+        NoValidQueryError: No query pid appears in the gallery.
+        ValueError: Inputs of the wrong shape or option values.
+    """
+    return _evaluate(
+        distmat,
+        q_pids,
+        g_pids,
+        None,
+        None,
+        protocol='regdb',
+        max_rank=max_rank,
+        block_size=block_size,
+        ragged=ragged)
+
+
+# ---------------------------------------------------------------------------
+# implementation
+# ---------------------------------------------------------------------------
+
+
+def _as_1d(name: str, fn: str, value, length: int) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.ndim != 1 or arr.shape[0] != length:
+        raise ValueError(f'{fn}: `{name}` must be a 1-D array of length '
+                         f'{length} (matching distmat), got shape '
+                         f'{arr.shape}.')
+    return arr
+
+
+def _check_ragged(lengths: np.ndarray, what: str, fn: str, max_rank: int,
+                  ragged: str) -> int:
+    """Return the common row length, or raise / pad as ``ragged`` says."""
+    if lengths.size == 0:
+        return 0
+    lo, hi = int(lengths.min()), int(lengths.max())
+    if lo != hi and ragged == 'error':
+        short = int(np.count_nonzero(lengths < hi))
+        raise RaggedCMCError(
+            f'{fn}: {what} CMC rows have different lengths ({lo} to {hi}; '
+            f'{short} of {lengths.size} rows are shorter than {hi}, the '
+            f'effective max_rank being {max_rank}). A query\'s kept gallery '
+            '(or its number of distinct kept identities) is shorter than '
+            'max_rank while another\'s is not; the reference code fails '
+            'here when stacking the rows. Lower max_rank, enlarge the '
+            "gallery, or pass ragged='pad' to extend short rows with their "
+            'last value.')
+    return hi
+
+
+def _evaluate(distmat, q_pids, g_pids, q_camids, g_camids, *, protocol: str,
+              max_rank: int, block_size: Optional[int],
+              ragged: str) -> Tuple[np.ndarray, float, float]:
+    fn = f'eval_{protocol}'
+    distmat = np.asarray(distmat)
+    if distmat.ndim != 2:
+        raise ValueError(f'{fn}: distmat must be 2-D (num_query, '
+                         f'num_gallery), got shape {distmat.shape}.')
+    if ragged not in _RAGGED_MODES:
+        raise ValueError(f'{fn}: ragged must be one of {_RAGGED_MODES}, '
+                         f'got {ragged!r}.')
+    if not _is_pos_int(max_rank):
+        raise ValueError(f'{fn}: max_rank must be a positive int, got '
+                         f'{max_rank!r}.')
+    num_q, num_g = distmat.shape
+    q_pids = _as_1d('q_pids', fn, q_pids, num_q)
+    g_pids = _as_1d('g_pids', fn, g_pids, num_g)
+    if protocol != 'regdb':
+        q_camids = _as_1d('q_camids', fn, q_camids, num_q)
+        g_camids = _as_1d('g_camids', fn, g_camids, num_g)
+    if block_size is None:
+        block_size = max(1, DEFAULT_BLOCK_ELEMENTS // max(num_g, 1))
+    elif not _is_pos_int(block_size):
+        raise ValueError(f'{fn}: block_size must be a positive int or None, '
+                         f'got {block_size!r}.')
+    max_rank = min(int(max_rank), num_g)
+
+    filt = _Filter(protocol, q_pids, g_pids, q_camids, g_camids)
+    identity_cmc = protocol != 'regdb'
+
+    if identity_cmc:
+        # Identity rows are at most this long, so a query pid found at a
+        # deduplicated position >= id_cap never enters the CMC.
+        id_len = np.minimum(filt.num_distinct_kept(), max_rank)
+        id_cap = int(id_len.max()) if num_q else 0
+
+    valid = np.zeros(num_q, dtype=bool)
+    ap = np.zeros(num_q, dtype=np.float64)
+    inp = np.zeros(num_q, dtype=np.float64)
+    first_hit = np.zeros(num_q, dtype=np.int64)  # kept rank of 1st match
+    id_hit = np.zeros(num_q, dtype=np.int64)  # its dedup position
+    arange_g = np.arange(num_g)
+    # Queries are scored in an order of our choosing: each row's result
+    # depends only on that row, and the results go back to their query
+    # positions before anything is averaged. Grouping the queries whose
+    # filter drops nothing spares them the keep mask and the compaction.
+    for filtered in (False, True):
+        todo = np.flatnonzero((filt.num_removed > 0) == filtered)
+        for b in range(0, todo.size, block_size):
+            qidx = todo[b:b + block_size]
+            n = qidx.size
+            if n == num_q:  # one block holds every query: no copy needed
+                block = distmat
+            elif qidx[-1] - qidx[0] + 1 == n:  # a contiguous run
+                block = distmat[qidx[0]:qidx[-1] + 1]
+            else:
+                block = distmat[qidx]
+            # The reference's call: default argsort along axis 1. A row's
+            # order depends only on its values, so sorting any set of rows
+            # gives the rows of the whole-matrix sort, ties included.
+            order = np.argsort(block, axis=1)
+            code = filt.code[order]
+            match, keep = filt.ranked_masks(code, qidx, filtered)
+            kmatch = match if keep is None else match & keep
+            num_rel = np.count_nonzero(kmatch, axis=1)
+            bvalid = num_rel > 0
+            valid[qidx] = bvalid
+            vidx = np.flatnonzero(bvalid)
+            if vidx.size == 0:
+                continue
+            kept = num_g - filt.num_removed[qidx]
+
+            # Per-image metrics on the compacted kept lists. Rows with equal
+            # kept length compact into one rectangle, so the arrays (and
+            # their float64 sums) are exactly the reference's.
+            for length in np.unique(kept[vidx]):
+                sel = vidx[kept[vidx] == length]
+                if keep is None:
+                    comp = kmatch[sel]
+                else:
+                    comp = kmatch[sel][keep[sel]].reshape(sel.size, length)
+                hits = np.cumsum(comp, axis=1)
+                prec = hits / np.arange(1., length + 1.)
+                prec *= comp
+                nrel = num_rel[sel]
+                out = qidx[sel]
+                ap[out] = prec.sum(axis=1) / nrel
+                last = length - 1 - np.argmax(comp[:, ::-1], axis=1)
+                inp[out] = nrel / (last + 1.0)
+                first_hit[out] = np.argmax(comp, axis=1)
+
+            if identity_cmc:
+                first_full = np.argmax(kmatch[vidx], axis=1)
+                id_hit[qidx[vidx]] = _distinct_before(code, keep, vidx,
+                                                      first_full, id_cap,
+                                                      filt)
+
+    num_valid = int(np.count_nonzero(valid))
+    if num_valid == 0:
+        raise NoValidQueryError(
+            f'{fn}: no valid query: for none of the {num_q} queries does an '
+            f'item with its pid remain in the gallery ({num_g} items) after '
+            f'the {protocol} filter. Check that query and gallery share '
+            'identities (the reference asserts "all query identities do '
+            'not appear in gallery").')
+
+    # Row-length rules of the reference's np.asarray stacking: the
+    # per-image rows of valid queries first, then (SYSU/LLCM) the identity
+    # rows of all queries.
+    img_len = np.minimum(num_g - filt.num_removed[valid], max_rank)
+    img_common = _check_ragged(img_len, 'per-image', fn, max_rank, ragged)
+    if identity_cmc:
+        cmc_len = _check_ragged(id_len, 'identity', fn, max_rank, ragged)
+        positions = id_hit[valid]
+    else:
+        cmc_len = img_common
+        positions = first_hit[valid]
+    # Row q is 1 from `positions[q]` on (and short rows, padded with their
+    # last value, stay 1), so column k counts the valid queries with
+    # position <= k. Integer counts are exact; the reference's float32 row
+    # sums of 0/1 are exact too (below 2**24 queries).
+    counts = np.cumsum(
+        np.bincount(positions[positions < cmc_len], minlength=cmc_len))
+    cmc = counts.astype(np.float32) / float(num_valid)
+    mAP = np.mean(ap[valid])
+    mINP = np.mean(inp[valid])
+    return cmc, mAP, mINP
+
+
+def _distinct_before(code: np.ndarray, keep: Optional[np.ndarray],
+                     rows: np.ndarray, first: np.ndarray, cap: int,
+                     filt: '_Filter') -> np.ndarray:
+    """Position of each query pid in its deduplicated ranked list.
+
+    That position is the number of distinct identities among the kept items
+    ranked before the query's first kept match (all of them non-matching).
+    Only values below ``cap`` matter, and ``cap`` distinct identities
+    usually show up within a few dozen ranks, so the count starts on a
+    narrow window of the ranking and widens it (x4) only for the rows that
+    need it: a row is done once the window reaches its first match or holds
+    ``cap`` identities. Within a window, the labels of the counted items are
+    sorted per row and their changes counted, which needs no scatter.
+
+    Args:
+        code (np.ndarray): ``(B, G)`` ranked gallery codes of the block.
+        keep (np.ndarray, optional): ``(B, G)`` ranked keep mask, or None.
+        rows (np.ndarray): ``(V,)`` block rows of the valid queries.
+        first (np.ndarray): ``(V,)`` full-list rank of each first kept match.
+        cap (int): Longest identity CMC row.
+        filt (_Filter): Decodes labels from codes.
+
+    Returns:
+        np.ndarray: ``(V,)`` exact positions where below ``cap``, some value
+        ``>= cap`` otherwise.
+    """
+    num_g = code.shape[1]
+    sentinel = filt.num_labels  # larger than every real label
+    out = np.empty(rows.size, dtype=np.int64)
+    todo = np.arange(rows.size)
+    width = min(num_g, 2 * cap + 16)
+    while todo.size:
+        r, f = rows[todo], first[todo]
+        w = min(width, int(f.max()))
+        if w == 0:
+            out[todo] = 0
+            break
+        drop = np.arange(w) >= f[:, None]
+        if keep is not None:
+            drop |= ~keep[r, :w]
+        lab = np.where(drop, sentinel, filt.label_of_code(code[r, :w]))
+        lab.sort(axis=1)
+        real = lab < sentinel
+        distinct = real[:, 0] + np.count_nonzero(
+            (lab[:, 1:] != lab[:, :-1]) & real[:, 1:], axis=1)
+        done = (f <= w) | (distinct >= cap)
+        out[todo[done]] = distinct[done]
+        todo = todo[~done]
+        width *= 4
+    return out
+
+
+def _is_pos_int(value) -> bool:
+    return (isinstance(value, (int, np.integer))
+            and not isinstance(value, bool) and value >= 1)
+
+
+class _Filter:
+    """The keep rule of one protocol, precomputed on the gallery.
+
+    Every gallery item gets one int32 *code* from which a single gather
+    (``code[order]``) and a few comparisons yield both the match mask and
+    the keep mask of a block of ranked lists:
+
+    * RegDB: code = dense label; nothing is dropped.
+    * SYSU: code = 2 * label + (camera == 2); a camera-3 query drops the
+      odd codes.
+    * LLCM: code = C * label + dense camera (C gallery cameras); a query
+      drops the single code of its own (label, camera).
+
+    It also counts, per query, the kept items and the distinct kept
+    identities, which do not depend on the ranking.
+    """
+
+    def __init__(self, protocol, q_pids, g_pids, q_camids, g_camids):
+        self.protocol = protocol
+        uniq, g_lab = np.unique(g_pids, return_inverse=True)
+        g_lab = g_lab.reshape(-1).astype(np.int64)
+        num_p = self.num_labels = uniq.size
+        # Dense query labels; a pid absent from the gallery gets -1 and
+        # can never match (the query is then invalid).
+        q_lab = np.full(q_pids.shape[0], -1, dtype=np.int64)
+        if num_p:
+            pos = np.clip(np.searchsorted(uniq, q_pids), 0, num_p - 1)
+            hit = uniq[pos] == q_pids
+            q_lab[hit] = pos[hit]
+        self.q_lab = q_lab
+        num_g = g_lab.size
+        if protocol == 'regdb':
+            self.code = g_lab
+            self.num_removed = np.zeros(q_pids.shape[0], dtype=np.int64)
+            self._distinct = np.full(q_pids.shape[0], num_p)
+        elif protocol == 'sysu':
+            g2 = np.asarray(g_camids == 2)
+            self.code = 2 * g_lab + g2
+            q3 = np.asarray(q_camids == 3)
+            self.num_removed = np.where(q3, np.count_nonzero(g2), 0)
+            # Identities left to a camera-3 query: those with a non-cam-2
+            # item; a camera-6 query keeps them all.
+            left = np.unique(g_lab[~g2]).size
+            self._distinct = np.where(q3, left, num_p)
+        else:  # llcm
+            cams, g_cam = np.unique(g_camids, return_inverse=True)
+            g_cam = g_cam.reshape(-1).astype(np.int64)
+            num_c = self.num_cams = max(cams.size, 1)
+            self.code = num_c * g_lab + g_cam
+            q_cam = np.full(q_camids.shape[0], -1, dtype=np.int64)
+            if cams.size:
+                pos = np.clip(np.searchsorted(cams, q_camids), 0,
+                              cams.size - 1)
+                hit = cams[pos] == q_camids
+                q_cam[hit] = pos[hit]
+            counts = np.bincount(
+                self.code, minlength=num_p * num_c).reshape(num_p, num_c)
+            has = (q_lab >= 0) & (q_cam >= 0)
+            removed = np.zeros(q_lab.size, dtype=np.int64)
+            removed[has] = counts[q_lab[has], q_cam[has]]
+            self.num_removed = removed
+            # The query's identity disappears from its kept list when all
+            # its gallery items are in the query's camera.
+            total = counts.sum(axis=1)
+            gone = has & (removed > 0)
+            gone[has] &= removed[has] == total[q_lab[has]]
+            self._distinct = num_p - gone
+            self.q_drop_code = np.where(has, num_c * q_lab + q_cam, -1)
+        # int32 codes halve the gather traffic; the query-side values get
+        # the same dtype so comparisons need no casting.
+        dtype = (np.int32 if num_g == 0
+                 or self.code.max() < np.iinfo(np.int32).max else np.int64)
+        self.code = self.code.astype(dtype)
+        self.q_lab = self.q_lab.astype(dtype)
+        if protocol == 'llcm':
+            self.q_drop_code = self.q_drop_code.astype(dtype)
+
+    def ranked_masks(self, code, qidx, filtered):
+        """``(match, keep)`` of a block of ranked codes; keep may be None."""
+        ql = self.q_lab[qidx][:, None]
+        if self.protocol == 'regdb':
+            return code == ql, None
+        if self.protocol == 'sysu':
+            match = (code >> 1) == ql
+            # Only camera-3 queries are ever filtered, all alike.
+            keep = (code & 1) == 0 if filtered else None
+            return match, keep
+        lo = self.num_cams * ql
+        match = (code >= lo) & (code < lo + self.num_cams)
+        keep = code != self.q_drop_code[qidx][:, None] if filtered else None
+        return match, keep
+
+    def label_of_code(self, code):
+        if self.protocol == 'regdb':
+            return code
+        if self.protocol == 'sysu':
+            return code >> 1
+        return code // self.num_cams
+
+    def num_distinct_kept(self):
+        """Per query: distinct identities left after the filter."""
+        return self._distinct

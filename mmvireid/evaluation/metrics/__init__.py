@@ -1,0 +1,4 @@
+# Copyright (c) mmvireid contributors. All rights reserved.
+from .vireid_metric import VIReIDMetric
+
+__all__ = ['VIReIDMetric']

@@ -1,0 +1,18 @@
+# Copyright (c) mmvireid contributors. All rights reserved.
+"""Losses of the CLIP VI-ReID methods, each a module plus a pure function."""
+from .cross_entropy_loss import (ImageTextCELoss, LabelSmoothCELoss,
+                                 image_text_ce_loss, label_smooth_ce_loss)
+from .msel_loss import MSELLoss, msel_loss
+from .supcon_loss import SupConLoss, supcon_loss
+from .triplet_loss import (HardTripletLoss, WRTTripletLoss,
+                           hard_example_mining, hard_triplet_loss,
+                           softmax_weights, wrt_triplet_loss)
+from .utils import euclidean_dist, l2_normalize
+
+__all__ = [
+    'SupConLoss', 'HardTripletLoss', 'WRTTripletLoss', 'LabelSmoothCELoss',
+    'ImageTextCELoss', 'MSELLoss', 'supcon_loss', 'hard_example_mining',
+    'hard_triplet_loss', 'softmax_weights', 'wrt_triplet_loss',
+    'label_smooth_ce_loss', 'image_text_ce_loss', 'msel_loss',
+    'euclidean_dist', 'l2_normalize'
+]

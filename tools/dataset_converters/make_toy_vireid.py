@@ -1,0 +1,643 @@
+# Copyright (c) mmvireid contributors. All rights reserved.
+"""Write a small, learnable synthetic VI-ReID dataset in a real layout.
+
+Every dataset class of mmvireid can then run end to end without a download::
+
+    python tools/dataset_converters/make_toy_vireid.py --layout sysu \\
+        --out data/toy_sysu
+    python tools/dataset_converters/make_toy_vireid.py --layout regdb \\
+        --out data/toy_regdb --num-ids 24 --seed 0 --imgs-per-cam 4
+    python tools/dataset_converters/make_toy_vireid.py --layout llcm \\
+        --out data/toy_llcm
+
+or, from Python (tests, notebooks)::
+
+    from make_toy_vireid import make_toy_dataset
+    summary = make_toy_dataset('sysu', 'data/toy_sysu', num_ids=24, seed=0)
+
+What the images show. Each identity has a fixed body shape (height, head,
+shoulders, hips, torso and leg proportions), hair length, clothing pattern
+(plain, stripes, checks or a texture, with its own period and orientation),
+colours and bag. Visible images render the colours. Infrared images render
+only intensities, which do not follow the colours, and the same pattern and
+shape, with a different contrast, stronger noise and a random per-image
+brightness. So identity is learnable across modalities from shape, pattern
+and accessories, while colour is a modality-specific cue (the one CMSP is
+meant to suppress). Every image is jittered (position, scale, arm swing,
+leg spread, mirror, background clutter, lighting, noise), so retrieval is
+not trivial.
+
+The generator also writes ``attributes.json`` (``{pid: {gender, hair,
+upper_color, upper_pattern, lower_color, shoes, bag}}``, pids as unpadded
+decimal strings), ``descriptions.json`` (``{relative training image path:
+sentence}``; visible sentences name the colours, infrared ones do not) and
+``toy_meta.json`` (the generation arguments).
+
+Generation is deterministic: the same arguments give byte-identical files.
+Every image draws from its own generator seeded by (seed, pid, modality,
+camera, shot), so changing one layout does not shift the others' images.
+Images are JPEG for all layouts (the real RegDB ships BMP files; the readers
+take whatever path the index files list).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    'make_toy_dataset', 'Identity', 'make_identity', 'render_person', 'LAYOUTS'
+]
+
+#: Colour names and their RGB values (visible images only).
+PALETTE: Dict[str, Tuple[int, int, int]] = {
+    'black': (28, 28, 32),
+    'white': (232, 232, 228),
+    'gray': (128, 128, 128),
+    'red': (200, 32, 40),
+    'green': (40, 150, 60),
+    'blue': (40, 72, 190),
+    'yellow': (230, 200, 40),
+    'orange': (240, 130, 30),
+    'purple': (120, 50, 160),
+    'pink': (238, 140, 185),
+    'brown': (120, 76, 40),
+    'cyan': (40, 190, 200),
+}
+COLOURS = tuple(PALETTE)
+SHOE_COLOURS = ('black', 'white', 'gray', 'brown', 'red', 'blue')
+PATTERNS = ('plain', 'striped', 'checked', 'textured')
+BAGS = ('none', 'backpack', 'handbag')
+SKIN_TONES = ((236, 200, 170), (210, 165, 125), (160, 110, 75), (110, 75, 50))
+HAIR_TONES = ((25, 20, 18), (70, 45, 25), (150, 110, 60), (200, 170, 110))
+
+# Part ids of the label map.
+BG, SKIN, HAIR, UPPER, LOWER, SHOES, BAG = range(7)
+MODALITY_CODE = dict(vis=1, ir=2)
+
+
+def _article(phrase: str) -> str:
+    return 'an' if phrase[:1] in 'aeiou' else 'a'
+
+
+@dataclass
+class Identity:
+    """Everything fixed about one synthetic person.
+
+    Lengths are fractions of the person's height in pixels; ``ir_*`` are
+    infrared intensities in [0, 1], drawn independently of the colours.
+    """
+    pid: int
+    gender: str
+    hair: str
+    upper_color: str
+    upper_pattern: str
+    pattern_color: str
+    lower_color: str
+    shoes: str
+    bag: str
+    bag_color: str
+    skin_rgb: Tuple[int, int, int]
+    hair_rgb: Tuple[int, int, int]
+    height: float
+    head: float
+    shoulder: float
+    hip: float
+    torso: float
+    leg_width: float
+    pattern_period: float
+    pattern_vertical: bool
+    pattern_phase: float
+    texture: np.ndarray
+    ir_skin: float
+    ir_hair: float
+    ir_upper: float
+    ir_lower: float
+    ir_shoes: float
+    ir_bag: float
+
+    def attributes(self) -> dict:
+        """The attribute record written to ``attributes.json``."""
+        return dict(
+            gender=self.gender,
+            hair=self.hair,
+            upper_color=self.upper_color,
+            upper_pattern=self.upper_pattern,
+            lower_color=self.lower_color,
+            shoes=self.shoes,
+            bag=self.bag)
+
+    def describe(self, modality: str) -> str:
+        """A sentence about the person; infrared ones name no colour."""
+        person = 'woman' if self.gender == 'female' else 'man'
+        pattern = '' if self.upper_pattern == 'plain' \
+            else f'{self.upper_pattern} '
+        carry = {
+            'none': '',
+            'backpack': ', carrying a backpack',
+            'handbag': ', carrying a handbag'
+        }[self.bag]
+        if modality == 'vis':
+            top = f'{self.upper_color} {pattern}top'
+            clothes = (f'{_article(top)} {top}, {self.lower_color} trousers '
+                       f'and {self.shoes} shoes')
+        else:
+            top = f'{pattern}top'
+            clothes = f'{_article(top)} {top}, trousers and shoes'
+        return (f'A {person} with {self.hair} hair, wearing {clothes}'
+                f'{carry}.')
+
+
+def make_identity(pid: int, seed: int) -> Identity:
+    """Draw the fixed appearance of person ``pid`` (independent per pid)."""
+    rng = np.random.default_rng([seed, pid, 0])
+    gender = 'female' if rng.random() < 0.5 else 'male'
+    long_hair = rng.random() < (0.8 if gender == 'female' else 0.15)
+    upper, pattern_colour, lower = rng.choice(len(COLOURS), 3, replace=False)
+    return Identity(
+        pid=pid,
+        gender=gender,
+        hair='long' if long_hair else 'short',
+        upper_color=COLOURS[upper],
+        upper_pattern=PATTERNS[rng.integers(len(PATTERNS))],
+        pattern_color=COLOURS[pattern_colour],
+        lower_color=COLOURS[lower],
+        shoes=SHOE_COLOURS[rng.integers(len(SHOE_COLOURS))],
+        bag=BAGS[rng.choice(3, p=(0.5, 0.3, 0.2))],
+        bag_color=COLOURS[rng.integers(len(COLOURS))],
+        skin_rgb=SKIN_TONES[rng.integers(len(SKIN_TONES))],
+        hair_rgb=HAIR_TONES[rng.integers(len(HAIR_TONES))],
+        height=rng.uniform(0.76, 0.9),
+        head=rng.uniform(0.055, 0.075),
+        shoulder=rng.uniform(0.17, 0.26) *
+        (0.88 if gender == 'female' else 1.0),
+        hip=rng.uniform(0.13, 0.21),
+        torso=rng.uniform(0.28, 0.36),
+        leg_width=rng.uniform(0.05, 0.085),
+        pattern_period=rng.uniform(0.035, 0.08),
+        pattern_vertical=bool(rng.random() < 0.4),
+        pattern_phase=rng.random(),
+        texture=rng.random((10, 6)),
+        ir_skin=rng.uniform(0.78, 0.95),
+        ir_hair=rng.uniform(0.12, 0.3),
+        ir_upper=rng.uniform(0.25, 0.8),
+        ir_lower=rng.uniform(0.2, 0.75),
+        ir_shoes=rng.uniform(0.1, 0.3),
+        ir_bag=rng.uniform(0.15, 0.7))
+
+
+def _segment_mask(X, Y, x0, y0, x1, y1, half_width):
+    """Pixels within ``half_width`` of the segment (x0, y0)-(x1, y1)."""
+    dx, dy = x1 - x0, y1 - y0
+    t = ((X - x0) * dx + (Y - y0) * dy) / max(dx * dx + dy * dy, 1e-6)
+    t = np.clip(t, 0.0, 1.0)
+    return (X - x0 - t * dx)**2 + (Y - y0 - t * dy)**2 <= half_width**2
+
+
+def _box(X, Y, x0, x1, y0, y1):
+    return (X >= min(x0, x1)) & (X <= max(x0, x1)) & (Y >= y0) & (Y <= y1)
+
+
+def _blur3(img: np.ndarray) -> np.ndarray:
+    """A 3x3 binomial blur over the first two axes (anti-aliasing)."""
+    pad = np.pad(
+        img, ((1, 1), (1, 1)) + ((0, 0), ) * (img.ndim - 2), mode='edge')
+    rows = (pad[:-2] + 2 * pad[1:-1] + pad[2:]) / 4
+    return (rows[:, :-2] + 2 * rows[:, 1:-1] + rows[:, 2:]) / 4
+
+
+def render_person(
+    ident: Identity,
+    modality: str,
+    cam: int,
+    rng: np.random.Generator,
+    size: Tuple[int, int] = (128, 64)) -> np.ndarray:
+    """Render one image of ``ident``.
+
+    Args:
+        ident (Identity): The person.
+        modality (str): ``'vis'`` (colour) or ``'ir'`` (grey intensities,
+            replicated to 3 channels like SYSU-MM01's infrared JPEGs).
+        cam (int): Camera number; sets the background tone.
+        rng (np.random.Generator): Per-image randomness (pose, jitter,
+            clutter, noise).
+        size (tuple[int, int]): ``(height, width)``. Defaults to (128, 64).
+
+    Returns:
+        np.ndarray: uint8 image of shape (H, W, 3).
+    """
+    H, W = size
+    Y, X = np.mgrid[0:H, 0:W].astype(np.float32)
+    Y += 0.5
+    X += 0.5
+
+    # Per-image jitter: scale, position, mirror, arm swing, leg spread.
+    ph = ident.height * H * rng.uniform(0.92, 1.06)
+    cx = W / 2 + rng.uniform(-0.08, 0.08) * W
+    top = (H - ph) / 2 + rng.uniform(-0.04, 0.04) * H
+    side = -1.0 if rng.random() < 0.5 else 1.0
+    r = ident.head * ph
+    head_cy = top + r
+    neck = top + 2.1 * r
+    hip_y = neck + ident.torso * ph
+    foot = top + ph
+    shoe_h = 0.035 * ph
+    sw, hw = ident.shoulder * ph / 2, ident.hip * ph / 2
+    arm_w = 0.024 * ph
+    arm_len = 0.36 * ph
+    swing = rng.uniform(-0.25, 0.25)
+    spread = rng.uniform(0.0, 0.07) * ph
+
+    parts = np.zeros((H, W), dtype=np.uint8)
+
+    def paint(mask, part):
+        parts[mask] = part
+
+    head = ((X - cx) / (0.82 * r))**2 + ((Y - head_cy) / r)**2 <= 1
+    if ident.hair == 'long':  # hangs behind the head and the shoulders
+        paint(
+            _box(X, Y, cx - 0.95 * r, cx + 0.95 * r, head_cy,
+                 neck + 0.12 * ph), HAIR)
+    if ident.bag == 'backpack':  # sticks out behind one shoulder
+        paint(
+            _box(X, Y, cx + side * 0.6 * sw, cx + side * (sw + 0.06 * ph),
+                 neck + 0.03 * ph, neck + 0.65 * (hip_y - neck)), BAG)
+    legs = []
+    for s in (-1.0, 1.0):
+        x0 = cx + s * hw * 0.5
+        x1 = x0 + s * spread / 2
+        legs.append(x1)
+        paint(
+            _segment_mask(X, Y, x0, hip_y - 0.02 * ph, x1, foot - shoe_h,
+                          ident.leg_width * ph / 2), LOWER)
+    t = np.clip((Y - neck) / max(hip_y - neck, 1e-6), 0, 1)
+    paint((Y >= neck) & (Y <= hip_y) & (np.abs(X - cx) <= sw + (hw - sw) * t),
+          UPPER)
+    hands = []
+    for s in (-1.0, 1.0):
+        x0, y0 = cx + s * (sw - arm_w * 0.5), neck + 0.02 * ph
+        angle = s * 0.12 + swing * s * side
+        x1, y1 = x0 + np.sin(angle) * arm_len, y0 + np.cos(angle) * arm_len
+        hands.append((x1, y1))
+        paint(_segment_mask(X, Y, x0, y0, x1, y1, arm_w), UPPER)
+    for x1, y1 in hands:
+        paint((X - x1)**2 + (Y - y1)**2 <= (1.1 * arm_w)**2, SKIN)
+    paint(head, SKIN)
+    paint(head & (Y < head_cy - (0.15 if ident.hair == 'short' else 0.3) * r),
+          HAIR)
+    for x1 in legs:
+        paint(
+            _box(X, Y, x1 - 0.55 * ident.leg_width * ph,
+                 x1 + (0.55 + 0.4 * side) * ident.leg_width * ph,
+                 foot - shoe_h, foot), SHOES)
+    if ident.bag == 'handbag':
+        hx, hy = hands[0] if side < 0 else hands[1]
+        paint(
+            _box(X, Y, hx - 0.04 * ph, hx + 0.04 * ph, hy, hy + 0.09 * ph),
+            BAG)
+
+    # Clothing pattern in body coordinates, so it moves with the person.
+    u = (X - cx) / ph
+    v = (Y - neck) / ph
+    if ident.upper_pattern == 'striped':
+        coord = u if ident.pattern_vertical else v
+        pattern = (coord / ident.pattern_period + ident.pattern_phase) % 1
+        pattern = (pattern < 0.5).astype(np.float32)
+    elif ident.upper_pattern == 'checked':
+        cells = (
+            np.floor(u / ident.pattern_period) +
+            np.floor(v / ident.pattern_period))
+        pattern = (cells % 2).astype(np.float32)
+    elif ident.upper_pattern == 'textured':
+        th, tw = ident.texture.shape
+        rows = np.clip((v / 0.4 * th).astype(int), 0, th - 1)
+        cols = np.clip(((u + 0.2) / 0.4 * tw).astype(int), 0, tw - 1)
+        pattern = (ident.texture[rows, cols] > 0.5).astype(np.float32)
+    else:
+        pattern = np.zeros((H, W), np.float32)
+    pattern *= parts == UPPER
+
+    # Background: a camera-dependent tone, a floor band and clutter blocks.
+    cam_rng = np.random.default_rng([cam, 12345])
+    clutter = []
+    for _ in range(rng.integers(1, 4)):
+        x0, y0 = rng.uniform(0, W), rng.uniform(0, H)
+        clutter.append((_box(X, Y, x0, x0 + rng.uniform(6, 0.6 * W), y0,
+                             y0 + rng.uniform(6, 0.4 * H)), rng.random(3)))
+    floor = Y > H * rng.uniform(0.8, 0.9)
+    shade = 1.0 - 0.18 * np.clip((Y - top) / ph, 0, 1)  # lit from above
+
+    if modality == 'vis':
+        table = np.zeros((7, 3), np.float32)
+        table[SKIN] = ident.skin_rgb
+        table[HAIR] = ident.hair_rgb
+        table[UPPER] = PALETTE[ident.upper_color]
+        table[LOWER] = PALETTE[ident.lower_color]
+        table[SHOES] = PALETTE[ident.shoes]
+        table[BAG] = PALETTE[ident.bag_color]
+        table /= 255.0
+        img = table[parts]
+        second = np.asarray(PALETTE[ident.pattern_color], np.float32) / 255
+        img += pattern[..., None] * (second - img)
+        img *= shade[..., None]
+        bg = cam_rng.uniform(0.3, 0.75, 3) + rng.uniform(-0.08, 0.08, 3)
+        bg_img = np.broadcast_to(bg, (H, W, 3)).copy()
+        for mask, colour in clutter:
+            bg_img[mask] = 0.6 * bg_img[mask] + 0.4 * colour
+        bg_img[floor] *= 0.7
+        img = np.where((parts == BG)[..., None], bg_img, img)
+        img = _blur3(img) * rng.uniform(0.8, 1.15)
+        img += rng.normal(0, 0.025, img.shape)
+    else:
+        table = np.array([
+            0.0, ident.ir_skin, ident.ir_hair, ident.ir_upper, ident.ir_lower,
+            ident.ir_shoes, ident.ir_bag
+        ], np.float32)
+        img = table[parts]
+        # The pattern shows as an intensity change, away from the base.
+        step = 0.4 if ident.ir_upper < 0.5 else -0.4
+        img += pattern * step
+        img *= shade
+        bg_img = np.full((H, W), cam_rng.uniform(0.15, 0.35), np.float32)
+        for mask, colour in clutter:
+            bg_img[mask] = 0.5 * bg_img[mask] + 0.5 * colour[0]
+        bg_img[floor] += 0.08
+        img = np.where(parts == BG, bg_img, img)
+        # Infrared: another contrast, per-image brightness, more noise.
+        contrast = rng.uniform(0.7, 1.3)
+        brightness = rng.uniform(-0.15, 0.15)
+        img = (_blur3(img) - 0.5) * contrast + 0.5 + brightness
+        img += rng.normal(0, 0.06, img.shape)
+        img = np.repeat(img[..., None], 3, axis=2)
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------- #
+# Layout writers
+# ---------------------------------------------------------------------- #
+class _Writer:
+    """Renders and saves images, and records what it wrote."""
+
+    def __init__(self, out_dir: str, seed: int, size: Tuple[int, int]):
+        self.out_dir = out_dir
+        self.seed = seed
+        self.size = size
+        self.identities: Dict[int, Identity] = {}
+        self.counts = dict(vis=0, ir=0)
+        self.descriptions: Dict[str, str] = {}
+
+    def identity(self, pid: int) -> Identity:
+        if pid not in self.identities:
+            self.identities[pid] = make_identity(pid, self.seed)
+        return self.identities[pid]
+
+    def image(self, rel_path: str, pid: int, modality: str, cam: int,
+              shot: int, describe: bool) -> str:
+        """Render person ``pid`` and save it at ``out_dir/rel_path``."""
+        ident = self.identity(pid)
+        rng = np.random.default_rng(
+            [self.seed, pid, MODALITY_CODE[modality], cam, shot, 1])
+        img = render_person(ident, modality, cam, rng, self.size)
+        path = osp.join(self.out_dir, rel_path)
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        Image.fromarray(img).save(path, quality=90)
+        self.counts[modality] += 1
+        if describe:
+            self.descriptions[rel_path] = ident.describe(modality)
+        return rel_path
+
+    def write_text(self, rel_path: str, text: str) -> None:
+        path = osp.join(self.out_dir, rel_path)
+        os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+        with open(path, 'w') as f:
+            f.write(text)
+
+
+def _split_ids(num_ids: int, seed: int,
+               sizes: Sequence[int]) -> List[List[int]]:
+    """Shuffle pids 1..num_ids and cut them into groups of ``sizes``
+    (the last group takes the rest); each group is sorted."""
+    pids = np.random.default_rng([seed, 7919]).permutation(num_ids) + 1
+    out, start = [], 0
+    for n in sizes:
+        out.append(sorted(int(p) for p in pids[start:start + n]))
+        start += n
+    out.append(sorted(int(p) for p in pids[start:]))
+    return out
+
+
+def _cameras(rng: np.random.Generator, cams: Sequence[int],
+             keep: int) -> List[int]:
+    return sorted(int(c) for c in rng.choice(cams, keep, replace=False))
+
+
+def _write_sysu(w: _Writer, num_ids: int, k: int) -> dict:
+    num_test = max(2, round(num_ids / 3))
+    num_val = max(1, num_ids // 12)
+    test, val, train = _split_ids(num_ids, w.seed, [num_test, num_val])
+    trainval = set(train) | set(val)
+    for pid in range(1, num_ids + 1):
+        rng = np.random.default_rng([w.seed, pid, 3])
+        # Real SYSU ids miss some cameras; keep >= 3 visible and 1 infrared.
+        vis_cams = _cameras(rng, (1, 2, 4, 5), rng.integers(3, 5))
+        ir_cams = _cameras(rng, (3, 6), rng.integers(1, 3))
+        for modality, cams in (('vis', vis_cams), ('ir', ir_cams)):
+            for cam in cams:
+                for shot in range(1, k + 1):
+                    w.image(f'cam{cam}/{pid:04d}/{shot:04d}.jpg', pid,
+                            modality, cam, shot, pid in trainval)
+    for name, ids in (('train', train), ('val', val), ('test', test)):
+        w.write_text(f'exp/{name}_id.txt', ','.join(map(str, ids)) + '\n')
+    return dict(train=len(train), val=len(val), test=len(test))
+
+
+def _write_regdb(w: _Writer, num_ids: int, k: int) -> dict:
+    files = {}
+    for pid in range(1, num_ids + 1):
+        gender = w.identity(pid).gender
+        for modality, folder, tag, cam in (('vis', 'Visible', 'v', 1),
+                                           ('ir', 'Thermal', 't', 2)):
+            files[pid, modality] = [
+                w.image(f'{folder}/{pid}/{gender}_{tag}_{pid:05d}_{shot}.jpg',
+                        pid, modality, cam, shot, True)
+                for shot in range(1, k + 1)
+            ]
+    # Ten random halves, like the official splits (206 / 206 ids).
+    for trial in range(1, 11):
+        order = np.random.default_rng([w.seed, 4242, trial
+                                       ]).permutation(num_ids) + 1
+        half = num_ids // 2
+        train = sorted(int(p) for p in order[:half])
+        test = sorted(int(p) for p in order[half:])
+        label = {pid: i for i, pid in enumerate(train)}
+        for split, ids, label_of in (('train', train, label.__getitem__),
+                                     ('test', test, int)):
+            for modality, name in (('vis', 'visible'), ('ir', 'thermal')):
+                lines = [
+                    f'{rel} {label_of(pid)}' for pid in ids
+                    for rel in files[pid, modality]
+                ]
+                w.write_text(f'idx/{split}_{name}_{trial}.txt',
+                             '\n'.join(lines) + '\n')
+    return dict(train=num_ids // 2, test=num_ids - num_ids // 2)
+
+
+def _write_llcm(w: _Writer, num_ids: int, k: int) -> dict:
+    num_test = max(2, round(num_ids / 3))
+    test, train = _split_ids(num_ids, w.seed, [num_test])
+    label = {pid: i for i, pid in enumerate(train)}
+    lists = dict(vis=[], ir=[])
+    for pid in range(1, num_ids + 1):
+        rng = np.random.default_rng([w.seed, pid, 5])
+        is_train = pid in label
+        split = 'train' if is_train else 'test'
+        for modality, folder, cams in (('vis', 'vis', range(1, 10)),
+                                       ('ir', 'nir', (1, 2, 4, 5, 6, 7, 8,
+                                                      9))):
+            for cam in _cameras(rng, tuple(cams), 3):
+                for shot in range(1, k + 1):
+                    rel = w.image(
+                        f'{split}_{folder}/cam{cam}/{pid:04d}/'
+                        f'{pid:04d}_c{cam:02d}_{shot:04d}.jpg', pid, modality,
+                        cam, shot, is_train)
+                    if is_train:
+                        lists[modality].append(f'{rel} {label[pid]}')
+    w.write_text('idx/train_vis.txt', '\n'.join(lists['vis']) + '\n')
+    w.write_text('idx/train_nir.txt', '\n'.join(lists['ir']) + '\n')
+    w.write_text('idx/test_id.txt', ','.join(map(str, test)) + '\n')
+    return dict(train=len(train), test=len(test))
+
+
+LAYOUTS = dict(sysu=_write_sysu, regdb=_write_regdb, llcm=_write_llcm)
+META_FILE = 'toy_meta.json'
+
+
+def make_toy_dataset(layout: str,
+                     out_dir: str,
+                     num_ids: int = 24,
+                     seed: int = 0,
+                     imgs_per_cam: int = 4,
+                     img_size: Tuple[int, int] = (128, 64),
+                     overwrite: bool = False,
+                     verbose: bool = True) -> dict:
+    """Write a toy dataset in the on-disk layout of ``layout``.
+
+    Args:
+        layout (str): ``'sysu'``, ``'regdb'`` or ``'llcm'``.
+        out_dir (str): Output folder; it must be empty or absent, unless
+            ``overwrite`` and it holds a previous toy dataset.
+        num_ids (int): Number of identities, at least 4. About a third are
+            test ids (sysu, llcm; half for each RegDB split). Defaults to 24.
+        seed (int): Seed of everything drawn. Defaults to 0.
+        imgs_per_cam (int): Images per (id, camera) folder (per modality for
+            RegDB). A SYSU multi-shot gallery needs 10. Defaults to 4.
+        img_size (tuple[int, int]): ``(height, width)``. Defaults to
+            (128, 64).
+        overwrite (bool): Replace a previous toy dataset in ``out_dir``.
+            Defaults to False.
+        verbose (bool): Print a summary. Defaults to True.
+
+    Returns:
+        dict: ``layout``, ``out_dir``, ``ids`` (per split), ``images``
+        (per modality) and ``seconds``.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f'layout must be one of {sorted(LAYOUTS)}, but got '
+                         f'"{layout}".')
+    if num_ids < 4:
+        raise ValueError(f'num_ids must be >= 4, but got {num_ids}.')
+    if imgs_per_cam < 1:
+        raise ValueError(f'imgs_per_cam must be >= 1, but got {imgs_per_cam}.')
+    if osp.isdir(out_dir) and os.listdir(out_dir):
+        if not overwrite:
+            raise FileExistsError(
+                f'"{out_dir}" is not empty; choose another folder, or pass '
+                '--overwrite to replace a toy dataset written there.')
+        if not osp.isfile(osp.join(out_dir, META_FILE)):
+            raise FileExistsError(
+                f'"{out_dir}" is not empty and holds no {META_FILE}; it is '
+                'not a toy dataset, so it will not be deleted.')
+        shutil.rmtree(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+
+    start = time.perf_counter()
+    writer = _Writer(out_dir, seed, tuple(img_size))
+    ids = LAYOUTS[layout](writer, num_ids, imgs_per_cam)
+    attributes = {
+        str(pid): writer.identities[pid].attributes()
+        for pid in sorted(writer.identities)
+    }
+    for name, table in (('attributes.json', attributes),
+                        ('descriptions.json', writer.descriptions)):
+        writer.write_text(name, json.dumps(table, indent=1, sort_keys=True))
+    meta = dict(
+        layout=layout,
+        num_ids=num_ids,
+        seed=seed,
+        imgs_per_cam=imgs_per_cam,
+        img_size=list(img_size))
+    writer.write_text(META_FILE, json.dumps(meta, indent=1))
+    summary = dict(
+        layout=layout,
+        out_dir=out_dir,
+        ids=ids,
+        images=dict(writer.counts),
+        seconds=time.perf_counter() - start)
+    if verbose:
+        id_text = ', '.join(f'{k} {v}' for k, v in ids.items())
+        print(f'Toy {layout} dataset written to {out_dir} in '
+              f'{summary["seconds"]:.1f}s: {num_ids} ids ({id_text}); '
+              f'{writer.counts["vis"]} visible and {writer.counts["ir"]} '
+              f'infrared images of {img_size[0]}x{img_size[1]} (HxW); '
+              f'{len(writer.descriptions)} descriptions.')
+    return summary
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Write a small synthetic VI-ReID dataset in the on-disk '
+        'layout of SYSU-MM01, RegDB or LLCM.')
+    parser.add_argument('--layout', required=True, choices=sorted(LAYOUTS))
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--num-ids', type=int, default=24)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--imgs-per-cam',
+        type=int,
+        default=4,
+        help='images per (id, camera) folder; 10 for a SYSU multi-shot '
+        'gallery')
+    parser.add_argument(
+        '--img-size',
+        type=int,
+        nargs=2,
+        default=(128, 64),
+        metavar=('H', 'W'),
+        help='image height and width')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace a toy dataset already written to --out')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    make_toy_dataset(
+        args.layout,
+        args.out,
+        num_ids=args.num_ids,
+        seed=args.seed,
+        imgs_per_cam=args.imgs_per_cam,
+        img_size=tuple(args.img_size),
+        overwrite=args.overwrite)
+
+
+if __name__ == '__main__':
+    main()
