@@ -39,7 +39,12 @@ class StageSwitchHook(Hook):
     ``feature_cache`` keys: ``pipeline`` (the extraction pipeline, required),
     ``batch_size`` (of the cached-feature loader, default 64, as CLIP-ReID and
     CSDN), ``extract_batch_size`` (default 64), ``num_workers`` (extraction
-    loader, default 0).
+    loader, default 0), ``modalities`` (keep only these, e.g. ``['vis']``;
+    default both).
+
+    A model may also define ``prepare_stage_data(stage_name, train_dataset)``;
+    it is called after ``switch_stage`` on every stage entry (e.g. to encode
+    per-image descriptions once).
 
     Args:
         reseed_every_epoch (bool): Re-seed python/numpy/torch RNGs with
@@ -110,6 +115,11 @@ class StageSwitchHook(Hook):
             logger='current')
         model = self._unwrap(runner)
         model.switch_stage(stage.name)
+        if hasattr(model, 'prepare_stage_data'):
+            # e.g. EEES encodes every train description once per stage
+            model.prepare_stage_data(stage.name,
+                                     self._image_loader.dataset)
+        self._forget_train_scalars(runner)
         cache_cfg = stage.get('feature_cache')
         if cache_cfg:
             loader = self._build_feature_loader(runner, stage.name, cache_cfg)
@@ -120,12 +130,23 @@ class StageSwitchHook(Hook):
             loader.sampler.set_epoch(epoch)
         self.current_stage = stage.name
 
+    @staticmethod
+    def _forget_train_scalars(runner: Runner) -> None:
+        """Drop the previous stage's smoothed losses from the message hub,
+        so the log shows only the losses the current stage computes."""
+        scalars = runner.message_hub.log_scalars
+        for key in [k for k in scalars if k.startswith('train/')]:
+            if key not in ('train/lr', 'train/time', 'train/data_time') \
+                    and not key.endswith('lr'):
+                scalars.pop(key)
+
     # ------------------------------------------------------------------ #
     def _build_feature_loader(self, runner: Runner, stage: str,
                               cache_cfg: Dict):
         cache_cfg = dict(cache_cfg)
         unknown = set(cache_cfg) - {
-            'pipeline', 'batch_size', 'extract_batch_size', 'num_workers'
+            'pipeline', 'batch_size', 'extract_batch_size', 'num_workers',
+            'modalities'
         }
         if unknown:
             raise KeyError(f'stage "{stage}": unknown feature_cache keys '
@@ -198,6 +219,14 @@ class StageSwitchHook(Hook):
                 f'feature cache has {len(gathered)} entries for a dataset of '
                 f'{len(loader.dataset)} images')
         order = sorted(gathered)
+        keep = cache_cfg.get('modalities')
+        if keep is not None:
+            unknown = set(keep) - set(MODALITY_IDS)
+            if unknown:
+                raise ValueError(f'feature_cache.modalities: unknown '
+                                 f'{sorted(unknown)}; use {sorted(MODALITY_IDS)}')
+            keep_ids = {MODALITY_IDS[m] for m in keep}
+            order = [i for i in order if gathered[i][2] in keep_ids]
         return FeatureCacheDataset(
             torch.stack([gathered[i][0] for i in order]),
             torch.tensor([gathered[i][1] for i in order]),

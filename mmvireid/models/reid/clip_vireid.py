@@ -154,8 +154,8 @@ class CLIPVIReID(BaseStagedReID):
         labels = self.labels_of(data_samples)
         text = self.prompt_learner(labels, self.text_encoder)
         return dict(
-            loss_i2t=self.prompt_loss(inputs, text, labels, labels),
-            loss_t2i=self.prompt_loss(text, inputs, labels, labels))
+            loss_supcon_i2t=self.prompt_loss(inputs, text, labels, labels),
+            loss_supcon_t2i=self.prompt_loss(text, inputs, labels, labels))
 
     def loss_finetune(self, inputs: torch.Tensor,
                       data_samples: List) -> Dict[str, torch.Tensor]:
