@@ -11,7 +11,7 @@ from mmengine.runner import Runner
 from mmvireid.utils import register_all_modules
 from mmvireid.utils.tool_utils import (UserInputError,
                                        disable_persistent_workers,
-                                       run_or_explain)
+                                       preflight_datasets, run_or_explain)
 
 
 def parse_args():
@@ -75,6 +75,7 @@ def main():
 
     def build_and_test():
         cfg = merge_args(Config.fromfile(args.config), args)
+        preflight_datasets(cfg)
         runner = Runner.from_cfg(cfg)
         metrics = runner.test()
         if args.out is not None and runner.rank == 0:

@@ -12,7 +12,7 @@ from mmengine.utils.dl_utils import TORCH_VERSION
 from mmvireid.utils import register_all_modules
 from mmvireid.utils.tool_utils import (apply_amp, check_resume_checkpoint,
                                        disable_persistent_workers,
-                                       run_or_explain)
+                                       preflight_datasets, run_or_explain)
 
 
 def parse_args():
@@ -119,6 +119,7 @@ def main():
 
     def build_and_train():
         cfg = merge_args(Config.fromfile(args.config), args)
+        preflight_datasets(cfg)
         if 'runner_type' not in cfg:
             runner = Runner.from_cfg(cfg)
         else:

@@ -8,7 +8,7 @@ from mmengine.config import ConfigDict
 from mmengine.logging import print_log
 
 __all__ = [
-    'apply_amp', 'check_resume_checkpoint', 'disable_persistent_workers',
+    'preflight_datasets', 'apply_amp', 'check_resume_checkpoint', 'disable_persistent_workers',
     'run_or_explain', 'UserInputError'
 ]
 
@@ -43,6 +43,34 @@ def apply_amp(cfg) -> None:
             continue
         stage_cfg['type'] = 'AmpOptimWrapper'
         stage_cfg.setdefault('loss_scale', 'dynamic')
+
+
+def preflight_datasets(cfg) -> None:
+    """Fail within seconds when a dataset root is missing.
+
+    Building a Runner first builds the model (seconds to minutes for real
+    CLIP backbones); a dataset whose ``data_root`` does not exist is instead
+    built right away, without pipeline, so its own error (which names the
+    path and shows the expected layout) reaches the user at once.
+    """
+    import copy
+
+    from mmvireid.registry import DATASETS
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(name)
+        if not isinstance(loader, (dict, ConfigDict)):
+            continue
+        dataset = loader.get('dataset')
+        if not isinstance(dataset, (dict, ConfigDict)):
+            continue
+        root = dataset.get('data_root')
+        if root is None or osp.isdir(root):
+            continue
+        dataset = copy.deepcopy(dataset)
+        dataset['pipeline'] = []
+        DATASETS.build(dataset)  # raises the dataset's own layout error
+        raise FileNotFoundError(
+            f'{name}.dataset.data_root "{root}" does not exist')
 
 
 def check_resume_checkpoint(path: str) -> None:

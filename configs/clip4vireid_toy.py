@@ -1,0 +1,52 @@
+# CLIP4VI-ReID on the synthetic SYSU-layout toy data with a tiny random-init
+# CLIP (2-layer ViT, width 64): all three stages (tsg on cached visible
+# features, ife, hsa) and the 10-trial SYSU evaluation, in minutes on a CPU.
+# Same model class, losses and stage plan as clip4vireid_sysu.py; only the
+# architecture, the epochs and the learning rates are scaled down.
+_base_ = [
+    '_base_/models/clip_vireid_tiny_vit.py',
+    '_base_/datasets/toy_sysu.py',
+    '_base_/schedules/clip4vireid_3stage.py',
+    '_base_/default_runtime.py',
+]
+
+model = dict(
+    type='CLIP4VIReID',
+    num_classes=43,
+    ife_neck=dict(type='IFENeck', hidden_channels=32),
+    align_loss=dict(type='CrossModalAlignmentLoss', temperature=1.0,
+                    normalize=False, mode='symmetric'),
+    loss_weights=dict(id=1.0, triplet=1.0, i2t_vis=1.0, i2t_ir=2.0,
+                      supcon_t2i=1.0, align=1.0))
+train_cfg = dict(
+    stages=[
+        dict(name='tsg', epochs=10, validate=False,
+             feature_cache=dict(pipeline={{_base_.test_pipeline}},
+                                batch_size=64, extract_batch_size=64,
+                                num_workers=0, modalities=['vis'])),
+        dict(name='ife', epochs=14),
+        dict(name='hsa', epochs=6),
+    ],
+    val_interval=5)
+optim_wrapper = dict(
+    tsg=dict(optimizer=dict(lr=3e-3)),
+    ife=dict(optimizer=dict(lr=1e-3)),
+    hsa=dict(optimizer=dict(lr=1e-4)))
+param_scheduler = dict(
+    tsg=[dict(type='TimmCosineLR', t_initial=10, lr_min=1e-5, warmup_t=2,
+              warmup_lr_init=3e-4, t_offset=1)],
+    ife=[
+        dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0,
+             end=3),
+        dict(type='MultiStepLR', milestones=[10], gamma=0.1, by_epoch=True,
+             begin=0, end=14),
+    ],
+    hsa=[
+        dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0,
+             end=2),
+        dict(type='MultiStepLR', milestones=[4], gamma=0.1, by_epoch=True,
+             begin=0, end=6),
+    ])
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(interval=5, max_keep_ckpts=2))

@@ -1,0 +1,15 @@
+# CLIP-VIReID baseline on LLCM (IR->VIS and VIS->IR, 10 gallery draws): the
+# SYSU recipe with the LLCM base and its 713 training identities.
+_base_ = [
+    '_base_/models/clip_vireid_rn50.py',
+    '_base_/datasets/llcm.py',
+    '_base_/schedules/clip_vireid_2stage.py',
+    '_base_/default_runtime.py',
+]
+
+model = dict(num_classes=713)
+train_cfg = dict(stages=[
+    dict(name='prompt', epochs=60, validate=False,
+         feature_cache={{_base_.feature_cache}}),
+    dict(name='finetune', epochs=120),
+])
