@@ -19,7 +19,7 @@ Examples::
 """
 import argparse
 import time
-from typing import Callable, List, NamedTuple, Optional
+from typing import Callable, List, NamedTuple
 
 import numpy as np
 
@@ -29,7 +29,12 @@ from mmvireid.evaluation.functional import eval_llcm, eval_regdb, eval_sysu
 # ---------------------------------------------------------------------------
 # Baseline: per-query loop, structured like the reference eval functions.
 # ---------------------------------------------------------------------------
-def baseline_eval(distmat, q_pids, g_pids, q_cams, g_cams, protocol,
+def baseline_eval(distmat,
+                  q_pids,
+                  g_pids,
+                  q_cams,
+                  g_cams,
+                  protocol,
                   max_rank=20):
     """Per-query scoring like the reference ``eval_sysu``/``eval_llcm``/
     ``eval_regdb``; returns ``(cmc, mAP, mINP)``."""
@@ -92,61 +97,132 @@ class Case(NamedTuple):
     q_cams: tuple
     g_cams: tuple
     num_query: int
-    num_gallery: Optional[int]  # None: one item per (id, camera)
+    num_gallery: int
     trials: int
+    # True: one item per distinct (id, camera) folder, as a sampled
+    # gallery (or DEEN's sampled rows) has; False: any number per folder.
+    query_per_folder: bool = False
+    gallery_per_folder: bool = False
 
+
+LLCM_NIR_CAMS = (1, 2, 4, 5, 6, 7, 8, 9)
+LLCM_VIS_CAMS = tuple(range(1, 10))
 
 FULL_CASES = [
-    # SYSU-MM01 all-search: 3803 IR queries (cams 3, 6) of 96 ids; one VIS
-    # image per (id, camera) of cams 1, 2, 4, 5 (301 existing folders).
-    Case('SYSU all-search, 10 trials', 'sysu', 96, (3, 6), (1, 2, 4, 5),
-         3803, 301, 10),
-    # LLCM IR->VIS: 7166 NIR queries of 351 ids vs one VIS image per
-    # (id, camera) folder.
-    Case('LLCM ir2vis, 10 trials', 'llcm', 351, (1, 2, 4, 5, 6, 7, 8, 9),
-         tuple(range(1, 10)), 7166, None, 10),
-    # LLCM DEEN-style [2, 1]: sampled NIR rows vs all 8680 VIS images.
-    Case('LLCM deen vis2ir, 10 trials', 'llcm', 351,
-         (1, 2, 4, 5, 6, 7, 8, 9), tuple(range(1, 10)), None, 8680, 10),
-    # A large matrix: 7.6k queries x 3.5k gallery, one draw.
-    Case('large 7600 x 3500 (llcm rules)', 'llcm', 351, tuple(range(1, 10)),
-         tuple(range(1, 10)), 7600, 3500, 1),
+    # SYSU-MM01 all-search: 3803 IR queries (cams 3, 6) of 96 ids vs one
+    # VIS image per existing (id, camera) folder of cams 1, 2, 4, 5 (301).
+    Case(
+        'SYSU all-search',
+        'sysu',
+        96, (3, 6), (1, 2, 4, 5),
+        3803,
+        301,
+        10,
+        gallery_per_folder=True),
+    # LLCM IR->VIS (DEEN test_mode [1, 2]): 7166 NIR queries of 351 ids vs
+    # one VIS image per (id, camera) folder (484).
+    Case(
+        'LLCM ir2vis',
+        'llcm',
+        351,
+        LLCM_NIR_CAMS,
+        LLCM_VIS_CAMS,
+        7166,
+        484,
+        10,
+        gallery_per_folder=True),
+    # LLCM DEEN [2, 1]: one NIR image per folder as rows vs all 8680 VIS.
+    Case(
+        'LLCM vis2ir (deen rows)',
+        'llcm',
+        351,
+        LLCM_NIR_CAMS,
+        LLCM_VIS_CAMS,
+        484,
+        8680,
+        10,
+        query_per_folder=True),
+    # RegDB: 206 ids x 10 images per modality, all vs all.
+    Case('RegDB vis2ir', 'regdb', 206, (1, ), (2, ), 2060, 2060, 1),
+    # A large matrix: 7.6k queries x 3.5k gallery.
+    Case('large (llcm rules)', 'llcm', 351, LLCM_VIS_CAMS, LLCM_VIS_CAMS, 7600,
+         3500, 1),
 ]
 
 SMALL_CASES = [
-    Case('SYSU-like small, 3 trials', 'sysu', 12, (3, 6), (1, 2, 4, 5), 150,
-         40, 3),
-    Case('LLCM-like small', 'llcm', 20, (1, 2, 4), (1, 2, 3, 4), 200, None,
-         2),
+    Case(
+        'SYSU-like small',
+        'sysu',
+        12, (3, 6), (1, 2, 4, 5),
+        150,
+        40,
+        3,
+        gallery_per_folder=True),
+    Case(
+        'LLCM-like small',
+        'llcm',
+        20, (1, 2, 4), (1, 2, 3, 4),
+        200,
+        45,
+        2,
+        gallery_per_folder=True),
+    Case(
+        'LLCM deen-like small',
+        'llcm',
+        20, (1, 2, 4), (1, 2, 3, 4),
+        40,
+        300,
+        1,
+        query_per_folder=True),
     Case('RegDB-like small', 'regdb', 20, (1, ), (2, ), 100, 100, 1),
 ]
 
 
+def draw_items(rng, num_ids, cams, num, per_folder, cover):
+    """``(num, 2)`` (pid, cam) pairs.
+
+    ``cover``: every identity appears, in the first and last camera when
+    there is room, as in the real galleries (no identity then vanishes
+    under a camera filter, which would make the reference's rows ragged).
+    """
+    ids = np.arange(num_ids)
+    folders = np.array([(p, c) for p in ids for c in cams])
+    if not cover:
+        base = np.zeros((0, 2), dtype=folders.dtype)
+    elif 2 * num_ids <= num and len(cams) > 1:
+        base = np.concatenate([
+            np.stack([ids, np.full(num_ids, cams[0])], axis=1),
+            np.stack([ids, np.full(num_ids, cams[-1])], axis=1)
+        ])
+    else:
+        base = np.stack([ids, rng.choice(cams, num_ids)], axis=1)
+    if per_folder:
+        used = set(map(tuple, base.tolist()))
+        rest = np.array([f for f in folders.tolist() if tuple(f) not in used])
+        extra = rest[rng.choice(len(rest), num - len(base), replace=False)]
+    else:
+        extra = folders[rng.integers(0, len(folders), num - len(base))]
+    items = np.concatenate([base, extra])
+    return items[rng.permutation(len(items))]
+
+
 def make_trial(case: Case, rng: np.random.Generator, dim: int = 64):
     """Query/gallery labels and an identity-structured distance matrix."""
-    ids = np.arange(case.num_ids)
     centres = rng.standard_normal((case.num_ids, dim)).astype(np.float32)
-    folders = np.array([(p, c) for p in ids for c in case.g_cams])
-    # Every identity in the first and last gallery camera, as in the real
-    # sets (no identity vanishes under a camera filter, which would make
-    # the reference's CMC rows ragged).
-    base = folders[np.isin(folders[:, 1], [case.g_cams[0],
-                                          case.g_cams[-1]])]
-    if case.num_gallery is None:  # one item per existing folder (~80%)
-        extra = folders[(rng.random(len(folders)) < 0.8)
-                        & ~np.isin(folders[:, 1], base[:, 1])]
-    else:
-        extra = folders[rng.integers(0, len(folders),
-                                     case.num_gallery - len(base))]
-    g = np.concatenate([base, extra])[rng.permutation(len(base) +
-                                                      len(extra))]
-    num_q = case.num_query
-    if num_q is None:  # rows = one per (id, camera) of the query modality
-        qf = np.array([(p, c) for p in ids for c in case.q_cams])
-        q = qf[rng.random(len(qf)) < 0.8]
-    else:
-        q = np.stack([rng.integers(0, case.num_ids, num_q),
-                      rng.choice(case.q_cams, num_q)], axis=1)
+    g = draw_items(
+        rng,
+        case.num_ids,
+        case.g_cams,
+        case.num_gallery,
+        case.gallery_per_folder,
+        cover=True)
+    q = draw_items(
+        rng,
+        case.num_ids,
+        case.q_cams,
+        case.num_query,
+        case.query_per_folder,
+        cover=case.query_per_folder)
 
     def feats(pids):
         f = centres[pids] + 1.5 * rng.standard_normal(
@@ -191,16 +267,24 @@ def parse_args(argv=None):
     parser.add_argument(
         '--small', action='store_true', help='tiny sizes (seconds), for CI')
     parser.add_argument(
-        '--repeat', type=int, default=3,
+        '--repeat',
+        type=int,
+        default=3,
         help='runs of the vectorised version per trial; the best counts')
     parser.add_argument(
-        '--baseline-repeat', type=int, default=1,
+        '--baseline-repeat',
+        type=int,
+        default=1,
         help='runs of the loop baseline per trial; the best counts')
     parser.add_argument(
-        '--trials', type=int, default=None,
+        '--trials',
+        type=int,
+        default=None,
         help='override the number of trials of every case')
     parser.add_argument(
-        '--min-speedup', type=float, default=None,
+        '--min-speedup',
+        type=float,
+        default=None,
         help='exit with an error when a case is slower than this ratio')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
@@ -221,19 +305,27 @@ def main(argv=None) -> List[dict]:
         shape, t_base, t_ours = run_case(case, rng, args.repeat,
                                          args.baseline_repeat)
         ratio = t_base / t_ours
-        rows.append(dict(case=case.name, shape=shape, trials=case.trials,
-                         baseline_s=t_base, ours_s=t_ours, speedup=ratio))
-        print(f'{case.name:<34} {f"{shape[0]} x {shape[1]}":>16} '
-              f'{case.trials:>6} {t_base:>9.3f} {t_ours:>9.3f} '
-              f'{ratio:>8.1f}x', flush=True)
+        rows.append(
+            dict(
+                case=case.name,
+                shape=shape,
+                trials=case.trials,
+                baseline_s=t_base,
+                ours_s=t_ours,
+                speedup=ratio))
+        print(
+            f'{case.name:<34} {f"{shape[0]} x {shape[1]}":>16} '
+            f'{case.trials:>6} {t_base:>9.3f} {t_ours:>9.3f} '
+            f'{ratio:>8.1f}x',
+            flush=True)
     print('All results identical (CMC exact, mAP/mINP within 1e-9).')
     if args.min_speedup is not None:
         slow = [r for r in rows if r['speedup'] < args.min_speedup]
         if slow:
-            raise SystemExit(
-                'benchmark_eval: slower than '
-                f'{args.min_speedup}x: ' + ', '.join(
-                    f'{r["case"]} ({r["speedup"]:.1f}x)' for r in slow))
+            raise SystemExit('benchmark_eval: slower than '
+                             f'{args.min_speedup}x: ' +
+                             ', '.join(f'{r["case"]} ({r["speedup"]:.1f}x)'
+                                       for r in slow))
     return rows
 
 

@@ -24,9 +24,9 @@ import numpy as np
 __all__ = ['group_consecutive', 'draw_single_shot', 'draw_multi_shot']
 
 
-def group_consecutive(keys: Sequence[Hashable],
-                      items: Optional[Sequence[Hashable]] = None
-                      ) -> List[List[int]]:
+def group_consecutive(
+        keys: Sequence[Hashable],
+        items: Optional[Sequence[Hashable]] = None) -> List[List[int]]:
     """Split positions ``0..len(keys)-1`` into runs of equal consecutive keys.
 
     A run is one ``(id, camera)`` folder visit of the reference gallery walk.
@@ -78,8 +78,7 @@ def _check_groups(groups: Sequence[Sequence[int]], fn: str) -> None:
                              'candidate.')
 
 
-def draw_single_shot(groups: Sequence[Sequence[int]],
-                     trial: int) -> List[int]:
+def draw_single_shot(groups: Sequence[Sequence[int]], trial: int) -> List[int]:
     """Draw one candidate per group, exactly as the reference's trial does.
 
     The reference calls ``random.seed(trial)`` once and then, for every
@@ -144,6 +143,6 @@ def draw_multi_shot(groups: Sequence[Sequence[int]],
                 f'{"..." if len(group) > 5 else ""}) holds {len(group)} '
                 f'candidates, fewer than the {num} a multi-shot gallery '
                 'draws without replacement.')
-        out.extend(int(x) for x in rs.choice(np.asarray(group), num,
-                                             replace=False))
+        out.extend(
+            int(x) for x in rs.choice(np.asarray(group), num, replace=False))
     return out

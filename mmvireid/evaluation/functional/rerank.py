@@ -119,8 +119,8 @@ def re_ranking(q_feat,
                          f'{g_feat.shape[1]}.')
     for name, val in (('k1', k1), ('k2', k2), ('block_size', block_size),
                       ('max_pairs', max_pairs)):
-        if isinstance(val, bool) or not isinstance(
-                val, (int, np.integer)) or val < 1:
+        is_int = isinstance(val, (int, np.integer))
+        if not is_int or isinstance(val, bool) or val < 1:
             raise ValueError(f're_ranking: {name} must be a positive int, '
                              f'got {val!r}.')
     if not 0.0 <= float(lambda_value) <= 1.0:
@@ -235,12 +235,12 @@ def re_ranking(q_feat,
     q_start = 0
     while q_start < num_q:
         cum = np.cumsum(pairs_per_q[q_start:])
-        q_stop = q_start + max(1, int(np.searchsorted(cum, max_pairs,
-                                                      side='right')))
+        q_stop = q_start + max(
+            1, int(np.searchsorted(cum, max_pairs, side='right')))
         q_stop = min(q_stop, num_q, q_start + block_size)
         lo, hi = indptr[q_start], indptr[q_stop]
-        e_row = np.repeat(np.arange(q_stop - q_start), np.diff(
-            indptr[q_start:q_stop + 1]))
+        e_row = np.repeat(
+            np.arange(q_stop - q_start), np.diff(indptr[q_start:q_stop + 1]))
         e_col, e_val = indices[lo:hi], data[lo:hi]
         cnt = col_cnt[e_col]
         total = int(cnt.sum())
@@ -254,8 +254,8 @@ def re_ranking(q_feat,
             p_row * num_g + col_rows[offs], weights=p_min,
             minlength=n * num_g).reshape(n, num_g)
         jaccard = 1 - s_min / (2 - s_min)
-        d = _sq_dist(feat[q_start:q_stop], sq[q_start:q_stop],
-                     feat[num_q:], sq[num_q:])
+        d = _sq_dist(feat[q_start:q_stop], sq[q_start:q_stop], feat[num_q:],
+                     sq[num_q:])
         d /= row_max[q_start:q_stop, None]
         final[q_start:q_stop] = jaccard * (1 - lambda_value) + \
             d * lambda_value

@@ -16,13 +16,21 @@ return the *same numbers* as that code, quirks included:
   reference (where they surface as ``AssertionError`` and numpy's
   "inhomogeneous shape" ``ValueError``).
 
-There is no Python loop over queries: each block of queries is ranked with
-one ``argsort`` and scored with whole-array operations. Memory is bounded by
-``block_size`` rows of the ``(num_query, num_gallery)`` problem at a time.
+There is no Python loop over queries. Queries are scored in blocks of
+``block_size`` rows (which bounds memory) by one of two exact strategies:
 
-Average precision is computed on exactly the arrays the reference builds (the
-kept per-image match list of each query, cumulated and divided by the rank),
-so AP is bit-identical, not merely close.
+* **counting** (queries with at most :data:`COUNTING_MAX_MATCHES` gallery
+  items of their identity, e.g. every query of a single-shot gallery): the
+  kept rank of each correct match is the number of kept items strictly
+  closer, so no sort is needed. Ties matter only when a non-matching item
+  has exactly a match's distance; such rows are detected and passed on to
+* **sorting**: numpy's default ``argsort`` of the rows, exactly the
+  reference's call, then whole-array masks and cumulative sums.
+
+Both give the reference's numbers bit for bit: CMC counts are integers, and
+average precision is summed over a rebuilt copy of the array the reference
+sums (the kept per-image list: match count / rank at the matches, zeros
+elsewhere), so even its float64 rounding is the same.
 """
 from typing import Optional, Tuple
 
@@ -96,8 +104,8 @@ def eval_sysu(distmat: np.ndarray,
         g_camids (np.ndarray): ``(num_gallery,)`` gallery camera ids.
         max_rank (int): Length of the CMC curve. Defaults to 20.
         block_size (int, optional): Queries scored per block; bounds the
-            memory to about ``60 * block_size * num_gallery`` bytes. Defaults
-            to None (about 2M matrix elements per block).
+            memory to about ``40 * block_size * num_gallery`` bytes. Defaults
+            to None (about 262k matrix elements per block).
         ragged (str): What to do when CMC rows differ in length (some
             query's kept list, or its number of distinct kept pids, is
             shorter than ``max_rank`` and another's is not). ``'error'``
@@ -160,7 +168,7 @@ def eval_llcm(distmat: np.ndarray,
         g_camids (np.ndarray): ``(num_gallery,)`` gallery camera numbers.
         max_rank (int): Length of the CMC curve. Defaults to 20.
         block_size (int, optional): Queries per block (memory bound).
-            Defaults to None (about 2M matrix elements per block).
+            Defaults to None (about 262k matrix elements per block).
         ragged (str): ``'error'`` (default) or ``'pad'``; see
             :func:`eval_sysu`.
 
@@ -209,7 +217,7 @@ def eval_regdb(distmat: np.ndarray,
         g_pids (np.ndarray): ``(num_gallery,)`` gallery person ids.
         max_rank (int): Length of the CMC curve. Defaults to 20.
         block_size (int, optional): Queries per block (memory bound).
-            Defaults to None (about 2M matrix elements per block).
+            Defaults to None (about 262k matrix elements per block).
         ragged (str): ``'error'`` (default) or ``'pad'``; see
             :func:`eval_sysu`. Without a filter all rows have the same
             length, so this only matters for API symmetry.
@@ -296,75 +304,36 @@ def _evaluate(distmat, q_pids, g_pids, q_camids, g_camids, *, protocol: str,
     max_rank = min(int(max_rank), num_g)
 
     filt = _Filter(protocol, q_pids, g_pids, q_camids, g_camids)
-    identity_cmc = protocol != 'regdb'
-
-    if identity_cmc:
+    res = _Results(num_q)
+    if filt.identity_cmc:
         # Identity rows are at most this long, so a query pid found at a
         # deduplicated position >= id_cap never enters the CMC.
-        id_len = np.minimum(filt.num_distinct_kept(), max_rank)
-        id_cap = int(id_len.max()) if num_q else 0
+        id_len = np.minimum(filt.num_distinct, max_rank)
+        res.id_cap = int(id_len.max()) if num_q else 0
+    can_count = np.issubdtype(distmat.dtype, np.floating)
 
-    valid = np.zeros(num_q, dtype=bool)
-    ap = np.zeros(num_q, dtype=np.float64)
-    inp = np.zeros(num_q, dtype=np.float64)
-    first_hit = np.zeros(num_q, dtype=np.int64)  # kept rank of 1st match
-    id_hit = np.zeros(num_q, dtype=np.int64)  # its dedup position
-    arange_g = np.arange(num_g)
     # Queries are scored in an order of our choosing: each row's result
     # depends only on that row, and the results go back to their query
     # positions before anything is averaged. Grouping the queries whose
-    # filter drops nothing spares them the keep mask and the compaction.
-    for filtered in (False, True):
+    # filter drops nothing spares them the keep masks.
+    for filtered in (False, True) if num_g else ():  # no gallery: no hit
         todo = np.flatnonzero((filt.num_removed > 0) == filtered)
         for b in range(0, todo.size, block_size):
             qidx = todo[b:b + block_size]
-            n = qidx.size
-            if n == num_q:  # one block holds every query: no copy needed
+            if qidx.size == num_q:  # one block holds every query
                 block = distmat
-            elif qidx[-1] - qidx[0] + 1 == n:  # a contiguous run
+            elif qidx[-1] - qidx[0] + 1 == qidx.size:  # a contiguous run
                 block = distmat[qidx[0]:qidx[-1] + 1]
             else:
                 block = distmat[qidx]
-            # The reference's call: default argsort along axis 1. A row's
-            # order depends only on its values, so sorting any set of rows
-            # gives the rows of the whole-matrix sort, ties included.
-            order = np.argsort(block, axis=1)
-            code = filt.code[order]
-            match, keep = filt.ranked_masks(code, qidx, filtered)
-            kmatch = match if keep is None else match & keep
-            num_rel = np.count_nonzero(kmatch, axis=1)
-            bvalid = num_rel > 0
-            valid[qidx] = bvalid
-            vidx = np.flatnonzero(bvalid)
-            if vidx.size == 0:
-                continue
-            kept = num_g - filt.num_removed[qidx]
+            if can_count:
+                left = _score_by_counting(block, qidx, filtered, filt, res)
+                if not left.any():
+                    continue
+                qidx, block = qidx[left], block[left]
+            _score_by_sorting(block, qidx, filtered, filt, res)
 
-            # Per-image metrics on the compacted kept lists. Rows with equal
-            # kept length compact into one rectangle, so the arrays (and
-            # their float64 sums) are exactly the reference's.
-            for length in np.unique(kept[vidx]):
-                sel = vidx[kept[vidx] == length]
-                if keep is None:
-                    comp = kmatch[sel]
-                else:
-                    comp = kmatch[sel][keep[sel]].reshape(sel.size, length)
-                hits = np.cumsum(comp, axis=1)
-                prec = hits / np.arange(1., length + 1.)
-                prec *= comp
-                nrel = num_rel[sel]
-                out = qidx[sel]
-                ap[out] = prec.sum(axis=1) / nrel
-                last = length - 1 - np.argmax(comp[:, ::-1], axis=1)
-                inp[out] = nrel / (last + 1.0)
-                first_hit[out] = np.argmax(comp, axis=1)
-
-            if identity_cmc:
-                first_full = np.argmax(kmatch[vidx], axis=1)
-                id_hit[qidx[vidx]] = _distinct_before(code, keep, vidx,
-                                                      first_full, id_cap,
-                                                      filt)
-
+    valid = res.valid
     num_valid = int(np.count_nonzero(valid))
     if num_valid == 0:
         raise NoValidQueryError(
@@ -379,12 +348,12 @@ def _evaluate(distmat, q_pids, g_pids, q_camids, g_camids, *, protocol: str,
     # rows of all queries.
     img_len = np.minimum(num_g - filt.num_removed[valid], max_rank)
     img_common = _check_ragged(img_len, 'per-image', fn, max_rank, ragged)
-    if identity_cmc:
+    if filt.identity_cmc:
         cmc_len = _check_ragged(id_len, 'identity', fn, max_rank, ragged)
-        positions = id_hit[valid]
+        positions = res.id_hit[valid]
     else:
         cmc_len = img_common
-        positions = first_hit[valid]
+        positions = res.first_hit[valid]
     # Row q is 1 from `positions[q]` on (and short rows, padded with their
     # last value, stay 1), so column k counts the valid queries with
     # position <= k. Integer counts are exact; the reference's float32 row
@@ -392,9 +361,203 @@ def _evaluate(distmat, q_pids, g_pids, q_camids, g_camids, *, protocol: str,
     counts = np.cumsum(
         np.bincount(positions[positions < cmc_len], minlength=cmc_len))
     cmc = counts.astype(np.float32) / float(num_valid)
-    mAP = np.mean(ap[valid])
-    mINP = np.mean(inp[valid])
+    mAP = np.mean(res.ap[valid])
+    mINP = np.mean(res.inp[valid])
     return cmc, mAP, mINP
+
+
+#: The counting path compares every gallery distance with each of a query's
+#: correct matches (twice), so it pays off while queries have few of them
+#: (single-shot galleries: one per camera; RegDB: 10); beyond this the
+#: sorting path is used.
+COUNTING_MAX_MATCHES = 16
+
+
+class _Results:
+    """Per-query outputs, filled block by block."""
+
+    def __init__(self, num_q: int):
+        self.valid = np.zeros(num_q, dtype=bool)
+        self.ap = np.zeros(num_q, dtype=np.float64)
+        self.inp = np.zeros(num_q, dtype=np.float64)
+        self.first_hit = np.zeros(num_q, dtype=np.int64)  # kept rank
+        self.id_hit = np.zeros(num_q, dtype=np.int64)  # dedup position
+        self.id_cap = 0
+
+    def store_image_metrics(self, qidx, hit_ranks, num_rel, kept_len):
+        """AP, INP and first hit from the kept ranks of the matches.
+
+        Args:
+            qidx (np.ndarray): ``(V,)`` query indices, all valid.
+            hit_ranks (np.ndarray): ``(V, W)`` 0-based kept ranks of each
+                query's matches, ascending; entries ``>= num_rel`` unused.
+            num_rel (np.ndarray): ``(V,)`` matches per query (>= 1).
+            kept_len (np.ndarray): ``(V,)`` kept gallery size per query.
+
+        The reference sums ``hits.cumsum() / rank * hits`` over the whole
+        kept list; rebuilding that exact float64 array (zeros but at the
+        matches) per kept length keeps AP bit-identical.
+        """
+        used = np.arange(hit_ranks.shape[1]) < num_rel[:, None]
+        for length in np.unique(kept_len):
+            sel = np.flatnonzero(kept_len == length)
+            rr, kk = np.nonzero(used[sel])
+            ranks = hit_ranks[sel][rr, kk]
+            prec = np.zeros((sel.size, length), dtype=np.float64)
+            prec[rr, ranks] = (kk + 1) / (ranks + 1.)
+            self.ap[qidx[sel]] = prec.sum(axis=1) / num_rel[sel]
+        last = np.take_along_axis(hit_ranks, num_rel[:, None] - 1, axis=1)
+        self.inp[qidx] = num_rel / (last[:, 0] + 1.0)
+        self.first_hit[qidx] = hit_ranks[:, 0]
+
+
+def _score_by_counting(block: np.ndarray, qidx: np.ndarray, filtered: bool,
+                       filt: '_Filter', res: _Results) -> np.ndarray:
+    """Score a block without sorting it; return the rows left to sort.
+
+    The kept rank of a correct match is the number of kept gallery items
+    ranked before it. When no kept non-matching item has *exactly* the
+    distance of a match, that number does not depend on how the sort
+    orders ties: it is the count of kept items strictly closer, minus the
+    matches strictly closer, plus the matches' own order. Ties among
+    non-matching items, or among matches, change nothing. Likewise the
+    query's place in the deduplicated identity list is the number of
+    identities with a kept item strictly closer than its first match.
+    Rows where a kept non-match ties with a match, or a match distance is
+    not finite, depend on the tie order of numpy's sort: they are returned
+    for the sorting path, which reproduces it. So are rows whose identity
+    has more than :data:`COUNTING_MAX_MATCHES` gallery items.
+
+    Args:
+        block (np.ndarray): ``(B, G)`` float distances of the queries.
+        qidx (np.ndarray): ``(B,)`` their query indices.
+        filtered (bool): Whether these queries drop gallery items.
+        filt (_Filter): Protocol tables.
+        res (_Results): Outputs to fill.
+
+    Returns:
+        np.ndarray: ``(B,)`` bool, True for rows still to be scored.
+    """
+    ql = filt.q_lab[qidx]
+    has = ql >= 0
+    count = np.where(has, filt.label_count[np.where(has, ql, 0)], 0)
+    unsure = count > COUNTING_MAX_MATCHES
+    if unsure.any():
+        if unsure.all():
+            return unsure
+        take = ~unsure
+        left = _score_by_counting(block[take], qidx[take], filtered, filt, res)
+        unsure[take] = left
+        return unsure
+    n = qidx.size
+    width = int(count.max()) if n else 0
+    # Gallery columns of each query's identity, padded with -1.
+    cols = filt.label_items(width)[np.where(has, ql, 0), :width]
+    present = (cols >= 0) & has[:, None]
+    cols = np.where(present, cols, 0)
+    dist, match = block, present
+    if filtered:
+        # Dropped items become +inf (on a copy): never closer than a
+        # finite match, never equal to one.
+        dist = np.array(block, copy=True)
+        if filt.protocol == 'sysu':
+            dist[:, filt.cam2_cols] = np.inf
+            match = present & ~filt.is_cam2[cols]
+        else:
+            dropped = present & (
+                filt.code[cols] == filt.q_drop_code[qidx][:, None])
+            rr, kk = np.nonzero(dropped)
+            dist[rr, cols[rr, kk]] = np.inf
+            match = present & ~dropped
+    dmatch = np.where(match, np.take_along_axis(dist, cols, axis=1), np.inf)
+    # Matches nearest first; unused slots (+inf) last.
+    order = np.argsort(dmatch, axis=1, kind='stable')
+    dmatch = np.take_along_axis(dmatch, order, axis=1)
+    match = np.take_along_axis(match, order, axis=1)
+    num_rel = np.count_nonzero(match, axis=1)
+    unsure = (match & ~np.isfinite(dmatch)).any(axis=1)
+
+    # Matches strictly closer than / tied with each match.
+    m_lt = np.count_nonzero(
+        match[:, None, :] & (dmatch[:, None, :] < dmatch[:, :, None]), axis=2)
+    m_eq = np.count_nonzero(
+        match[:, None, :] & (dmatch[:, None, :] == dmatch[:, :, None]), axis=2)
+    ranks = np.zeros((n, width), dtype=np.int64)
+    for k in range(width):
+        v = dmatch[:, k:k + 1]
+        lt = (dist < v).sum(axis=1, dtype=np.int64)
+        eq = (dist == v).sum(axis=1, dtype=np.int64)
+        # A kept non-match at exactly this distance: the tie order decides.
+        unsure |= match[:, k] & (eq != m_eq[:, k])
+        ranks[:, k] = lt - m_lt[:, k] + k
+    valid = ~unsure & (num_rel > 0)
+    res.valid[qidx[~unsure]] = valid[~unsure]
+    vidx = np.flatnonzero(valid)
+    if vidx.size == 0:
+        return unsure
+    res.store_image_metrics(qidx[vidx], ranks[vidx], num_rel[vidx],
+                            filt.num_g - filt.num_removed[qidx[vidx]])
+    if filt.identity_cmc:
+        # Distinct identities among the kept items closer than the first
+        # match. None when that match ranks first; at least cap (enough:
+        # the CMC is shorter) when cap * (most items of one identity)
+        # items come before it. Count the rest with a bitmap.
+        before = ranks[vidx, 0]
+        cap = res.id_cap
+        hit = np.where(before == 0, 0, cap)
+        need = (before > 0) & (before < cap * filt.label_count.max())
+        rows = vidx[need]
+        if rows.size:
+            rr, cc = np.nonzero(dist[rows] < dmatch[rows, :1])
+            seen = np.zeros((rows.size, filt.num_labels), dtype=bool)
+            seen[rr, filt.g_lab[cc]] = True
+            hit[need] = np.count_nonzero(seen, axis=1)
+        res.id_hit[qidx[vidx]] = hit
+    return unsure
+
+
+def _score_by_sorting(block: np.ndarray, qidx: np.ndarray, filtered: bool,
+                      filt: '_Filter', res: _Results) -> None:
+    """Score a block through the reference's ranking, ties included.
+
+    Args:
+        block (np.ndarray): ``(B, G)`` distances of the queries.
+        qidx (np.ndarray): ``(B,)`` their query indices.
+        filtered (bool): Whether these queries drop gallery items.
+        filt (_Filter): Protocol tables.
+        res (_Results): Outputs to fill.
+    """
+    # The reference's call: default argsort along axis 1. A row's order
+    # depends only on its values, so sorting any set of rows gives the
+    # rows of the whole-matrix sort, ties included.
+    order = np.argsort(block, axis=1)
+    code = filt.code[order]
+    match, keep = filt.ranked_masks(code, qidx, filtered)
+    kmatch = match if keep is None else match & keep
+    num_rel = np.count_nonzero(kmatch, axis=1)
+    bvalid = num_rel > 0
+    res.valid[qidx] = bvalid
+    vidx = np.flatnonzero(bvalid)
+    if vidx.size == 0:
+        return
+    # Kept ranks of the matches: positions in the kept list.
+    kmatch = kmatch[vidx]
+    width = int(num_rel[vidx].max())
+    if keep is None:
+        kept_pos = np.broadcast_to(np.arange(order.shape[1]), kmatch.shape)
+    else:
+        kept_pos = np.cumsum(keep[vidx], axis=1) - 1
+    rr, cc = np.nonzero(kmatch)  # row-major: each row's matches in order
+    nth = np.arange(rr.size) - np.repeat(
+        np.cumsum(num_rel[vidx]) - num_rel[vidx], num_rel[vidx])
+    ranks = np.zeros((vidx.size, width), dtype=np.int64)
+    ranks[rr, nth] = kept_pos[rr, cc]
+    res.store_image_metrics(qidx[vidx], ranks, num_rel[vidx],
+                            filt.num_g - filt.num_removed[qidx[vidx]])
+    if filt.identity_cmc:
+        first_full = np.argmax(kmatch, axis=1)
+        res.id_hit[qidx[vidx]] = _distinct_before(code, keep, vidx, first_full,
+                                                  res.id_cap, filt)
 
 
 def _distinct_before(code: np.ndarray, keep: Optional[np.ndarray],
@@ -457,25 +620,29 @@ def _is_pos_int(value) -> bool:
 class _Filter:
     """The keep rule of one protocol, precomputed on the gallery.
 
-    Every gallery item gets one int32 *code* from which a single gather
-    (``code[order]``) and a few comparisons yield both the match mask and
-    the keep mask of a block of ranked lists:
+    Every gallery item gets one int *code* that encodes its dense label and
+    what the filter needs of its camera:
 
-    * RegDB: code = dense label; nothing is dropped.
+    * RegDB: code = label; nothing is dropped.
     * SYSU: code = 2 * label + (camera == 2); a camera-3 query drops the
       odd codes.
     * LLCM: code = C * label + dense camera (C gallery cameras); a query
       drops the single code of its own (label, camera).
 
-    It also counts, per query, the kept items and the distinct kept
-    identities, which do not depend on the ranking.
+    The sorting path gathers codes in ranked order (one gather gives match
+    and keep masks); the counting path visits the gallery columns sorted by
+    code, where each identity is one run of columns. Per query, the number
+    of dropped items and of distinct kept identities do not depend on the
+    ranking and are computed here.
     """
 
     def __init__(self, protocol, q_pids, g_pids, q_camids, g_camids):
         self.protocol = protocol
+        self.identity_cmc = protocol != 'regdb'
         uniq, g_lab = np.unique(g_pids, return_inverse=True)
         g_lab = g_lab.reshape(-1).astype(np.int64)
         num_p = self.num_labels = uniq.size
+        num_g = self.num_g = g_lab.size
         # Dense query labels; a pid absent from the gallery gets -1 and
         # can never match (the query is then invalid).
         q_lab = np.full(q_pids.shape[0], -1, dtype=np.int64)
@@ -484,33 +651,32 @@ class _Filter:
             hit = uniq[pos] == q_pids
             q_lab[hit] = pos[hit]
         self.q_lab = q_lab
-        num_g = g_lab.size
         if protocol == 'regdb':
-            self.code = g_lab
+            code = g_lab
             self.num_removed = np.zeros(q_pids.shape[0], dtype=np.int64)
-            self._distinct = np.full(q_pids.shape[0], num_p)
+            self.num_distinct = np.full(q_pids.shape[0], num_p)
         elif protocol == 'sysu':
             g2 = np.asarray(g_camids == 2)
-            self.code = 2 * g_lab + g2
+            code = 2 * g_lab + g2
             q3 = np.asarray(q_camids == 3)
             self.num_removed = np.where(q3, np.count_nonzero(g2), 0)
             # Identities left to a camera-3 query: those with a non-cam-2
             # item; a camera-6 query keeps them all.
             left = np.unique(g_lab[~g2]).size
-            self._distinct = np.where(q3, left, num_p)
+            self.num_distinct = np.where(q3, left, num_p)
         else:  # llcm
             cams, g_cam = np.unique(g_camids, return_inverse=True)
             g_cam = g_cam.reshape(-1).astype(np.int64)
             num_c = self.num_cams = max(cams.size, 1)
-            self.code = num_c * g_lab + g_cam
+            code = num_c * g_lab + g_cam
             q_cam = np.full(q_camids.shape[0], -1, dtype=np.int64)
             if cams.size:
-                pos = np.clip(np.searchsorted(cams, q_camids), 0,
-                              cams.size - 1)
+                pos = np.clip(
+                    np.searchsorted(cams, q_camids), 0, cams.size - 1)
                 hit = cams[pos] == q_camids
                 q_cam[hit] = pos[hit]
             counts = np.bincount(
-                self.code, minlength=num_p * num_c).reshape(num_p, num_c)
+                code, minlength=num_p * num_c).reshape(num_p, num_c)
             has = (q_lab >= 0) & (q_cam >= 0)
             removed = np.zeros(q_lab.size, dtype=np.int64)
             removed[has] = counts[q_lab[has], q_cam[has]]
@@ -520,16 +686,36 @@ class _Filter:
             total = counts.sum(axis=1)
             gone = has & (removed > 0)
             gone[has] &= removed[has] == total[q_lab[has]]
-            self._distinct = num_p - gone
+            self.num_distinct = num_p - gone
             self.q_drop_code = np.where(has, num_c * q_lab + q_cam, -1)
         # int32 codes halve the gather traffic; the query-side values get
         # the same dtype so comparisons need no casting.
-        dtype = (np.int32 if num_g == 0
-                 or self.code.max() < np.iinfo(np.int32).max else np.int64)
-        self.code = self.code.astype(dtype)
+        dtype = (
+            np.int32
+            if num_g == 0 or code.max() < np.iinfo(np.int32).max else np.int64)
+        self.code = code.astype(dtype)
         self.q_lab = self.q_lab.astype(dtype)
         if protocol == 'llcm':
             self.q_drop_code = self.q_drop_code.astype(dtype)
+        # Tables of the counting path.
+        self.g_lab = g_lab
+        self.label_count = np.bincount(g_lab, minlength=num_p)
+        self._label_items = None
+        if protocol == 'sysu':
+            self.is_cam2 = g2
+            self.cam2_cols = np.flatnonzero(g2)
+
+    def label_items(self, width: int) -> np.ndarray:
+        """``(P, >= width)`` gallery columns of each identity, -1 padded."""
+        if self._label_items is None or self._label_items.shape[1] < width:
+            by_label = np.argsort(self.g_lab, kind='stable')
+            start = np.r_[0, np.cumsum(self.label_count)[:-1]]
+            slot = np.arange(self.num_g) - np.repeat(start, self.label_count)
+            keep = slot < width
+            table = np.full((self.num_labels, width), -1, dtype=np.int64)
+            table[self.g_lab[by_label][keep], slot[keep]] = by_label[keep]
+            self._label_items = table
+        return self._label_items
 
     def ranked_masks(self, code, qidx, filtered):
         """``(match, keep)`` of a block of ranked codes; keep may be None."""
@@ -552,7 +738,3 @@ class _Filter:
         if self.protocol == 'sysu':
             return code >> 1
         return code // self.num_cams
-
-    def num_distinct_kept(self):
-        """Per query: distinct identities left after the filter."""
-        return self._distinct

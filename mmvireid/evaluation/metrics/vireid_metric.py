@@ -1,6 +1,5 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """VI-ReID retrieval metric: SYSU-MM01, RegDB and LLCM test protocols."""
-import operator
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -145,12 +144,11 @@ class VIReIDMetric(BaseMetric):
             raise ValueError(f'{name}: llcm_vis2ir_mode must be one of '
                              f'{_LLCM_VIS2IR_MODES}, got '
                              f'{llcm_vis2ir_mode!r}.')
-        if isinstance(num_trials, bool) or operator.index(num_trials) < 1:
-            raise ValueError(f'{name}: num_trials must be a positive int, '
-                             f'got {num_trials!r}.')
-        if isinstance(max_rank, bool) or operator.index(max_rank) < 1:
-            raise ValueError(f'{name}: max_rank must be a positive int, got '
-                             f'{max_rank!r}.')
+        for key, value in (('num_trials', num_trials), ('max_rank', max_rank)):
+            is_int = isinstance(value, (int, np.integer))
+            if not is_int or isinstance(value, bool) or value < 1:
+                raise ValueError(f'{name}: {key} must be a positive int, '
+                                 f'got {value!r}.')
         if directions is None:
             directions = (('ir2vis', ) if protocol == 'sysu' else
                           ('vis2ir', 'ir2vis'))
@@ -230,8 +228,10 @@ class VIReIDMetric(BaseMetric):
         Returns:
             dict[str, float]: Metric values in percent.
         """
-        sets = {m: _ModalitySet.build(results, m, self.feat_norm)
-                for m in _MODALITIES}
+        sets = {
+            m: _ModalitySet.build(results, m, self.feat_norm)
+            for m in _MODALITIES
+        }
         for mod in _MODALITIES:  # every protocol crosses both modalities
             if len(sets[mod]) == 0:
                 raise ValueError(
@@ -334,10 +334,10 @@ class VIReIDMetric(BaseMetric):
         rows = []
         for t in trials:
             rec = _trial_record(t)
-            rows.append([str(t['trial']),
-                         str(t['num_query']),
-                         str(t['num_gallery'])] +
-                        [f'{rec[n]:.2f}' for n in names])
+            rows.append(
+                [str(t['trial']),
+                 str(t['num_query']),
+                 str(t['num_gallery'])] + [f'{rec[n]:.2f}' for n in names])
         if len(trials) > 1:
             rows.append(['mean', '', ''] + [f'{mean[n]:.2f}' for n in names])
             rows.append(['std', '', ''] + [f'{std[n]:.2f}' for n in names])
@@ -362,8 +362,7 @@ class VIReIDMetric(BaseMetric):
         if len(trials) > 1:
             lines += [rule] + [fmt(r) for r in rows[len(trials):]]
         lines.append(rule)
-        summary = ', '.join(f'{n} {mean[n]:.2f} ± {std[n]:.2f}'
-                            for n in names)
+        summary = ', '.join(f'{n} {mean[n]:.2f} ± {std[n]:.2f}' for n in names)
         lines.append(f'{self.protocol} {direction} mean ± std: {summary}')
         MMLogger.get_current_instance().info('\n'.join(lines))
 
@@ -443,8 +442,8 @@ class _ModalitySet:
         """Runs of consecutive samples of one ``(pid, cam)`` folder visit."""
         if self._groups is None:
             keys = list(zip(self.pid.tolist(), self.cam.tolist()))
-            paths = self.img_path if all(
-                p is not None for p in self.img_path) else None
+            paths = self.img_path if all(p is not None
+                                         for p in self.img_path) else None
             self._groups = group_consecutive(keys, paths)
         return self._groups
 

@@ -65,8 +65,11 @@ def test_single_shot_equals_reference_walk(tmp_path, restore_global_rngs):
     rng = np.random.default_rng(0)
     ids = [3, 17, 105, 250, 1000, 42]
     cams = (1, 2, 4, 5)
-    layout = {(pid, cam): int(rng.integers(1, 25))
-              for pid in ids for cam in cams if rng.random() < 0.8}
+    layout = {
+        (pid, cam): int(rng.integers(1, 25))
+        for pid in ids
+        for cam in cams if rng.random() < 0.8
+    }
     make_tree(str(tmp_path), layout)
     paths, keys = candidate_listing(str(tmp_path), ids, cams)
     groups = group_consecutive(keys)
@@ -81,8 +84,7 @@ def test_single_shot_equals_reference_walk(tmp_path, restore_global_rngs):
         assert got == expected
     # numpy integers are accepted as trial numbers (Python 3.11's
     # random.seed refuses them).
-    assert draw_single_shot(groups, np.int64(3)) == draw_single_shot(
-        groups, 3)
+    assert draw_single_shot(groups, np.int64(3)) == draw_single_shot(groups, 3)
     # Different trials really draw different galleries.
     assert draw_single_shot(groups, 0) != draw_single_shot(groups, 1)
 
@@ -99,8 +101,7 @@ def test_multi_shot_equals_seeded_reference_walk(tmp_path,
         # The reference's numpy draws come from the global state; seeding
         # it with the trial is our documented multi-shot convention.
         np.random.seed(trial)
-        expected = reference_walk(str(tmp_path), ids, cams, trial,
-                                  multi=True)
+        expected = reference_walk(str(tmp_path), ids, cams, trial, multi=True)
         np.random.seed(999)
         before = np.random.get_state()[1].copy()
         picks = draw_multi_shot(groups, trial)
@@ -114,10 +115,11 @@ def test_multi_shot_equals_seeded_reference_walk(tmp_path,
 
 def test_multi_shot_needs_ten_files_per_folder():
     groups = [list(range(10)), list(range(10, 19))]
-    with pytest.raises(ValueError,
-                       match=r'draw_multi_shot: group 1 \(positions \[10, '
-                       r'11, 12, 13, 14\]\.\.\.\) holds 9 candidates, fewer '
-                       r'than the 10'):
+    with pytest.raises(
+            ValueError,
+            match=r'draw_multi_shot: group 1 \(positions \[10, '
+            r'11, 12, 13, 14\]\.\.\.\) holds 9 candidates, fewer '
+            r'than the 10'):
         draw_multi_shot(groups, 0)
     assert len(draw_multi_shot(groups, 0, num=9)) == 18
     with pytest.raises(ValueError, match='num must be >= 1'):
@@ -135,8 +137,9 @@ def test_group_consecutive_rules():
     paths = ['a', 'b', 'c', 'a', 'b', 'c']
     assert group_consecutive(keys) == [list(range(6))]
     assert group_consecutive(keys, paths) == [[0, 1, 2], [3, 4, 5]]
-    with pytest.raises(ValueError, match='`items` has 2 entries but `keys` '
-                       'has 6'):
+    with pytest.raises(
+            ValueError, match='`items` has 2 entries but `keys` '
+            'has 6'):
         group_consecutive(keys, ['a', 'b'])
 
 
@@ -156,8 +159,9 @@ def test_duplicated_id_walk_matches_reference(restore_global_rngs):
 
 
 def test_empty_group_is_an_error():
-    with pytest.raises(ValueError, match='draw_single_shot: group 1 is '
-                       'empty'):
+    with pytest.raises(
+            ValueError, match='draw_single_shot: group 1 is '
+            'empty'):
         draw_single_shot([[0], []], 0)
     with pytest.raises(TypeError):
         draw_single_shot([[0]], 1.5)  # a float would seed another stream

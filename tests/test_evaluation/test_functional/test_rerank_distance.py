@@ -84,8 +84,8 @@ def test_rerank_changes_ranking_and_accepts_tensors():
     reranked = re_ranking(torch.from_numpy(q), torch.from_numpy(g))
     np.testing.assert_allclose(reranked, re_ranking(q, g), atol=0)
     assert (np.argsort(plain, 1) != np.argsort(reranked, 1)).any()
-    np.testing.assert_allclose(reranked, rerank_loop(q, g, 20, 6, 0.3),
-                               atol=2e-6)
+    np.testing.assert_allclose(
+        reranked, rerank_loop(q, g, 20, 6, 0.3), atol=2e-6)
 
 
 def test_rerank_argument_errors():
@@ -107,17 +107,17 @@ def test_pairwise_distance_metrics():
     np.testing.assert_array_equal(
         pairwise_distance(q, g), -np.float32([[4, 25, 0], [0, 3, 0]]))
     np.testing.assert_allclose(
-        pairwise_distance(q, g, 'sqeuclidean'),
-        [[18, 0, 25], [2, 20, 1]])
+        pairwise_distance(q, g, 'sqeuclidean'), [[18, 0, 25], [2, 20, 1]])
     np.testing.assert_allclose(
         pairwise_distance(q, g, 'euclidean'),
-        [[np.sqrt(18), 1e-6, 5], [np.sqrt(2), np.sqrt(20), 1]], rtol=1e-6)
+        [[np.sqrt(18), 1e-6, 5], [np.sqrt(2), np.sqrt(20), 1]],
+        rtol=1e-6)
     np.testing.assert_allclose(
         pairwise_distance(q, g, 'cosine'), [[0.2, 0, 1], [1, 0.4, 1]],
         atol=1e-7)
     np.testing.assert_allclose(
-        pairwise_distance(q, g, normalize=True),
-        [[-0.8, -1, 0], [0, -0.6, 0]], atol=1e-7)
+        pairwise_distance(q, g, normalize=True), [[-0.8, -1, 0], [0, -0.6, 0]],
+        atol=1e-7)
     t = pairwise_distance(torch.tensor(q).half(), torch.tensor(g))
     assert t.dtype == np.float32
     np.testing.assert_array_equal(t, pairwise_distance(q, g))

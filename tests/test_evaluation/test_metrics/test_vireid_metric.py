@@ -29,8 +29,15 @@ class FakeSet:
     + noise, so retrieval is neither perfect nor random.
     """
 
-    def __init__(self, seed, ids, cams, max_files=3, dim=16, noise=1.2,
-                 always_cam=None, min_files=1):
+    def __init__(self,
+                 seed,
+                 ids,
+                 cams,
+                 max_files=3,
+                 dim=16,
+                 noise=1.2,
+                 always_cam=None,
+                 min_files=1):
         rng = np.random.default_rng(seed)
         centres = {pid: rng.standard_normal(dim) for pid in ids}
         self.samples = []
@@ -41,8 +48,8 @@ class FakeSet:
                     if cam != always_cam and rng.random() < 0.3:
                         continue  # folder absent
                     folder = []
-                    for f in range(int(rng.integers(min_files,
-                                                    max_files + 1))):
+                    for f in range(
+                            int(rng.integers(min_files, max_files + 1))):
                         feat = centres[pid] + noise * rng.standard_normal(dim)
                         feat /= np.linalg.norm(feat)
                         folder.append(len(self.samples))
@@ -74,8 +81,10 @@ class FakeSet:
 
     def multi(self, modality, trial):
         rs = np.random.RandomState(trial)
-        return [int(i) for f in self.folders[modality]
-                for i in rs.choice(f, 10, replace=False)]
+        return [
+            int(i) for f in self.folders[modality]
+            for i in rs.choice(f, 10, replace=False)
+        ]
 
 
 def expected_scores(fake, q_idx, g_idx, fn, max_rank=20, dist=None):
@@ -120,8 +129,10 @@ def run_metric(metric, samples, batch=7):
 @pytest.fixture
 def sysu():
     return FakeSet(
-        0, ids=list(range(1, 31)),
-        cams=dict(ir=SYSU_IR_CAMS, vis=SYSU_VIS_CAMS), always_cam=1)
+        0,
+        ids=list(range(1, 31)),
+        cams=dict(ir=SYSU_IR_CAMS, vis=SYSU_VIS_CAMS),
+        always_cam=1)
 
 
 def test_sysu_single_shot_ten_trials(sysu):
@@ -166,11 +177,13 @@ def test_sysu_single_shot_ten_trials(sysu):
 
 def test_sysu_multi_shot(sysu):
     fake = FakeSet(
-        1, ids=list(range(1, 9)),
-        cams=dict(ir=SYSU_IR_CAMS, vis=SYSU_VIS_CAMS), always_cam=1,
-        min_files=10, max_files=12)
-    metric = VIReIDMetric(protocol='sysu', num_trials=3,
-                          gallery_mode='multi')
+        1,
+        ids=list(range(1, 9)),
+        cams=dict(ir=SYSU_IR_CAMS, vis=SYSU_VIS_CAMS),
+        always_cam=1,
+        min_files=10,
+        max_files=12)
+    metric = VIReIDMetric(protocol='sysu', num_trials=3, gallery_mode='multi')
     metrics = run_metric(metric, fake.samples)
     trials = [
         expected_scores(fake, fake.all_of('ir'), fake.multi('vis', t),
@@ -181,8 +194,10 @@ def test_sysu_multi_shot(sysu):
     check_direction(metrics, 'ir2vis/', trials, ranks=(1, 5))
     # A folder with fewer than 10 files cannot give a multi-shot gallery.
     metric = VIReIDMetric(protocol='sysu', gallery_mode='multi')
-    with pytest.raises(ValueError, match=r"multi-shot gallery draw failed "
-                       r"for the 'vis' candidates: draw_multi_shot: group "):
+    with pytest.raises(
+            ValueError,
+            match=r"multi-shot gallery draw failed "
+            r"for the 'vis' candidates: draw_multi_shot: group "):
         run_metric(metric, sysu.samples)
 
 
@@ -191,8 +206,12 @@ def test_sysu_max_rank_below_20_reports_available_ranks(sysu):
     metrics = run_metric(metric, sysu.samples)
     assert 'Rank-5' in metrics and 'Rank-10' not in metrics
     trials = [
-        expected_scores(sysu, sysu.all_of('ir'), sysu.single('vis', t),
-                        eval_sysu, max_rank=5) for t in range(2)
+        expected_scores(
+            sysu,
+            sysu.all_of('ir'),
+            sysu.single('vis', t),
+            eval_sysu,
+            max_rank=5) for t in range(2)
     ]
     check_direction(metrics, 'ir2vis/', trials, ranks=(1, 5))
 
@@ -200,10 +219,11 @@ def test_sysu_max_rank_below_20_reports_available_ranks(sysu):
 @pytest.mark.parametrize('mode', ['symmetric', 'deen'])
 def test_llcm_both_directions(mode):
     fake = FakeSet(
-        2, ids=list(range(100, 126)),
-        cams=dict(vis=LLCM_VIS_CAMS, ir=LLCM_NIR_CAMS), noise=1.5)
-    metric = VIReIDMetric(protocol='llcm', num_trials=4,
-                          llcm_vis2ir_mode=mode)
+        2,
+        ids=list(range(100, 126)),
+        cams=dict(vis=LLCM_VIS_CAMS, ir=LLCM_NIR_CAMS),
+        noise=1.5)
+    metric = VIReIDMetric(protocol='llcm', num_trials=4, llcm_vis2ir_mode=mode)
     metrics = run_metric(metric, fake.samples)
     vis_all, ir_all = fake.all_of('vis'), fake.all_of('ir')
     if mode == 'symmetric':  # all VIS queries vs a sampled NIR gallery
@@ -238,10 +258,14 @@ def test_llcm_both_directions(mode):
 
 def test_regdb_all_vs_all_both_directions_single_trial():
     fake = FakeSet(
-        3, ids=list(range(0, 25)), cams=dict(vis=(1, ), ir=(2, )),
-        always_cam=None, min_files=2, max_files=4)
-    metric = VIReIDMetric(protocol='regdb', num_trials=10,
-                          directions=['ir2vis', 'vis2ir'])
+        3,
+        ids=list(range(0, 25)),
+        cams=dict(vis=(1, ), ir=(2, )),
+        always_cam=None,
+        min_files=2,
+        max_files=4)
+    metric = VIReIDMetric(
+        protocol='regdb', num_trials=10, directions=['ir2vis', 'vis2ir'])
     metrics = run_metric(metric, fake.samples)
     vis, ir = fake.all_of('vis'), fake.all_of('ir')
     check_direction(metrics, 'ir2vis/',
@@ -255,13 +279,20 @@ def test_regdb_all_vs_all_both_directions_single_trial():
 
 def test_rerank_and_feat_norm():
     fake = FakeSet(
-        4, ids=list(range(0, 25)), cams=dict(vis=(1, ), ir=(2, )),
-        min_files=2, max_files=3)
+        4,
+        ids=list(range(0, 25)),
+        cams=dict(vis=(1, ), ir=(2, )),
+        min_files=2,
+        max_files=3)
     for s in fake.samples:  # un-normalised features
         s['pred_feat'] = s['pred_feat'] * (1 + s['sample_idx'] % 3)
     cfg = dict(k1=6, k2=3, lambda_value=0.3)
-    metric = VIReIDMetric(protocol='regdb', rerank=True, rerank_cfg=cfg,
-                          feat_norm=True, directions='vis2ir')
+    metric = VIReIDMetric(
+        protocol='regdb',
+        rerank=True,
+        rerank_cfg=cfg,
+        feat_norm=True,
+        directions='vis2ir')
     metrics = run_metric(metric, fake.samples)
 
     def dist(qf, gf):
@@ -269,12 +300,12 @@ def test_rerank_and_feat_norm():
         gn = gf / np.linalg.norm(gf, axis=1, keepdims=True)
         return re_ranking(qn, gn, **cfg)
 
-    expected = expected_scores(fake, fake.all_of('vis'), fake.all_of('ir'),
-                               eval_regdb, dist=dist)
+    expected = expected_scores(
+        fake, fake.all_of('vis'), fake.all_of('ir'), eval_regdb, dist=dist)
     assert metrics['mAP'] == pytest.approx(expected[1] * 100, abs=1e-9)
     # Without feat_norm the scaled features rank differently.
-    plain = run_metric(VIReIDMetric(protocol='regdb', directions='vis2ir'),
-                       fake.samples)
+    plain = run_metric(
+        VIReIDMetric(protocol='regdb', directions='vis2ir'), fake.samples)
     assert plain['mAP'] != metrics['mAP']
 
 
@@ -282,8 +313,8 @@ def test_through_mmengine_evaluator_with_data_elements(sysu):
     # Evaluator.process turns data elements into dicts; evaluate() gathers,
     # scores and adds the prefix.
     evaluator = Evaluator(
-        METRICS.build(dict(type='VIReIDMetric', protocol='sysu',
-                           num_trials=2)))
+        METRICS.build(
+            dict(type='VIReIDMetric', protocol='sysu', num_trials=2)))
     for b in range(0, len(sysu.samples), 16):
         batch = []
         for s in sysu.samples[b:b + 16]:
@@ -297,8 +328,8 @@ def test_through_mmengine_evaluator_with_data_elements(sysu):
             el.pred_feat = s['pred_feat']
             batch.append(el)
         evaluator.process(batch)
-    with mock.patch('mmvireid.evaluation.metrics.vireid_metric.MMLogger'
-                    ) as logger:
+    with mock.patch(
+            'mmvireid.evaluation.metrics.vireid_metric.MMLogger') as logger:
         metrics = evaluator.evaluate(len(sysu.samples))
     trials = [
         expected_scores(sysu, sysu.all_of('ir'), sysu.single('vis', t),
@@ -327,18 +358,24 @@ def test_sample_errors(sysu):
     metric = VIReIDMetric()
     bad = dict(sysu.samples[0])
     del bad['pred_feat']
-    with pytest.raises(KeyError, match=r"data sample '/d/ir/cam\d/\d{4}/"
-                       r"0001.jpg' has no 'pred_feat'"):
+    with pytest.raises(
+            KeyError,
+            match=r"data sample '/d/ir/cam\d/\d{4}/"
+            r"0001.jpg' has no 'pred_feat'"):
         metric.process(None, [bad])
-    with pytest.raises(ValueError, match=r"has modality 'rgb'; expected one "
-                       r"of \('vis', 'ir'\)"):
+    with pytest.raises(
+            ValueError,
+            match=r"has modality 'rgb'; expected one "
+            r"of \('vis', 'ir'\)"):
         metric.process(None, [dict(sysu.samples[0], modality='rgb')])
     with pytest.raises(ValueError, match=r"'gt_label' must hold one value"):
         metric.process(None,
                        [dict(sysu.samples[0], gt_label=torch.tensor([1, 2]))])
     metric.results.clear()
-    with pytest.raises(ValueError, match=r"sample_idx 0 occurs more than "
-                       r"once among the 'ir' samples"):
+    with pytest.raises(
+            ValueError,
+            match=r"sample_idx 0 occurs more than "
+            r"once among the 'ir' samples"):
         run_metric(metric, sysu.samples + sysu.samples[:1])
     metric.results.clear()
     only_ir = [s for s in sysu.samples if s['modality'] == 'ir']
@@ -349,23 +386,28 @@ def test_sample_errors(sysu):
 def test_evaluation_errors_name_direction_and_trial(sysu):
     # Gallery ids disjoint from query ids: no valid query.
     shifted = [
-        dict(s, gt_label=s['gt_label'] + 1000) if s['modality'] == 'vis'
-        else s for s in sysu.samples
+        dict(s, gt_label=s['gt_label'] + 1000) if s['modality'] == 'vis' else s
+        for s in sysu.samples
     ]
-    with pytest.raises(AssertionError,
-                       match=r"VIReIDMetric \(protocol='sysu', direction="
-                       r"'ir2vis', trial=0\): eval_sysu: no valid query"):
+    with pytest.raises(
+            AssertionError,
+            match=r"VIReIDMetric \(protocol='sysu', direction="
+            r"'ir2vis', trial=0\): eval_sysu: no valid query"):
         run_metric(VIReIDMetric(), shifted)
 
 
 def test_config_errors():
     with pytest.raises(ValueError, match='protocol must be one of'):
         VIReIDMetric(protocol='market')
-    with pytest.raises(ValueError, match=r"protocol='sysu' has IR queries "
-                       r"and a VIS gallery only"):
+    with pytest.raises(
+            ValueError,
+            match=r"protocol='sysu' has IR queries "
+            r"and a VIS gallery only"):
         VIReIDMetric(protocol='sysu', directions=('vis2ir', ))
-    with pytest.raises(ValueError, match=r"gallery_mode='multi' exists only "
-                       r"for protocol='sysu'"):
+    with pytest.raises(
+            ValueError,
+            match=r"gallery_mode='multi' exists only "
+            r"for protocol='sysu'"):
         VIReIDMetric(protocol='llcm', gallery_mode='multi')
     with pytest.raises(ValueError, match='directions must be distinct'):
         VIReIDMetric(protocol='regdb', directions=('vis2ir', 'vis2ir'))
@@ -373,6 +415,8 @@ def test_config_errors():
         VIReIDMetric(protocol='llcm', llcm_vis2ir_mode='both')
     with pytest.raises(ValueError, match='num_trials must be a positive'):
         VIReIDMetric(num_trials=0)
+    with pytest.raises(ValueError, match='max_rank must be a positive int'):
+        VIReIDMetric(max_rank=2.5)
     with pytest.raises(ValueError, match=r"unknown rerank_cfg keys \['k3'\]"):
         VIReIDMetric(rerank_cfg=dict(k3=1))
     assert VIReIDMetric(protocol='llcm').directions == ('vis2ir', 'ir2vis')
