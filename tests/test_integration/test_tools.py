@@ -27,9 +27,13 @@ def test_train_without_dataset_stops_with_one_clear_message(tmp_path):
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (
         cpu_after.ru_stime - cpu_before.ru_stime)
     assert proc.returncode == 1
-    err = proc.stderr.strip().splitlines()
-    assert err[-1].startswith('ERROR: ')
+    errors = [line for line in proc.stderr.splitlines()
+              if line.startswith('ERROR')]
+    # one message, no traceback
+    assert len(errors) == 1, proc.stderr
+    assert 'SYSUMM01Dataset: the data_root folder "data/sysu_mm01/" does not exist' in errors[0], errors
     assert 'Traceback' not in proc.stderr
+    assert 'MultiScaleDeformableAttention' not in proc.stderr
     # names the missing path and shows the expected layout
     assert 'data/sysu_mm01' in proc.stderr
     assert 'cam1' in proc.stderr and 'exp' in proc.stderr
