@@ -24,8 +24,8 @@ train_cfg = dict(
              feature_cache=dict(pipeline={{_base_.test_pipeline}},
                                 batch_size=64, extract_batch_size=64,
                                 num_workers=0, modalities=['vis'])),
-        dict(name='ife', epochs=14),
-        dict(name='hsa', epochs=6),
+        dict(name='ife', epochs=30),
+        dict(name='hsa', epochs=10),
     ],
     val_interval=5)
 optim_wrapper = dict(
@@ -38,14 +38,14 @@ param_scheduler = dict(
     ife=[
         dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0,
              end=3),
-        dict(type='MultiStepLR', milestones=[10], gamma=0.1, by_epoch=True,
-             begin=0, end=14),
+        dict(type='MultiStepLR', milestones=[24], gamma=0.1, by_epoch=True,
+             begin=0, end=30),
     ],
     hsa=[
         dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0,
              end=2),
-        dict(type='MultiStepLR', milestones=[4], gamma=0.1, by_epoch=True,
-             begin=0, end=6),
+        dict(type='MultiStepLR', milestones=[7], gamma=0.1, by_epoch=True,
+             begin=0, end=10),
     ])
 default_hooks = dict(
     logger=dict(interval=10),

@@ -66,10 +66,10 @@ train_dataloader = dict(
 train_cfg = dict(
     stages=[
         dict(name='prompt', epochs=10, validate=False,
-             feature_cache=dict(mode='paired', batch_size=16,
+             feature_cache=dict(mode='paired', batch_size=32,
                                 drop_last=True)),
         dict(name='fusion', epochs=5, validate=False,
-             feature_cache=dict(mode='sampled', batch_size=32,
+             feature_cache=dict(mode='sampled', batch_size=64,
                                 drop_last=True)),
         dict(name='finetune', epochs=20),
     ],

@@ -25,6 +25,14 @@ def parse_args():
         help='write the metrics, every trial and direction included, to this '
         'JSON file (refuses to overwrite an existing file)')
     parser.add_argument(
+        '--show-dir',
+        help='write ranking lists (query, top-k gallery framed green/red, '
+        'scores) of a sample of queries as PNGs to this folder')
+    parser.add_argument(
+        '--show-topk', type=int, default=10, help='matches per ranking list')
+    parser.add_argument(
+        '--show-num', type=int, default=20, help='queries drawn')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -57,6 +65,10 @@ def merge_args(cfg, args):
     disable_persistent_workers(cfg)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.show_dir is not None:
+        from mmvireid.visualization import enable_ranking_visualization
+        enable_ranking_visualization(cfg, args.show_dir, args.show_topk,
+                                     args.show_num)
     return cfg
 
 

@@ -10,9 +10,12 @@ from mmengine.utils import digit_version
 from mmengine.utils.dl_utils import TORCH_VERSION
 
 from mmvireid.utils import register_all_modules
-from mmvireid.utils.tool_utils import (apply_amp, check_resume_checkpoint,
+from mmvireid.utils.tool_utils import (apply_amp, check_auto_resume,
+                                       check_cfg_options,
+                                       check_resume_checkpoint,
                                        disable_persistent_workers,
-                                       preflight_datasets, run_or_explain)
+                                       preflight_config, preflight_datasets,
+                                       run_or_explain, setup_cpu_distributed)
 
 
 def parse_args():
@@ -109,7 +112,10 @@ def merge_args(cfg, args):
                                digit_version('1.8.0'))
 
     if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
+    if args.resume == 'auto':
+        check_auto_resume(cfg.work_dir)
     return cfg
 
 
@@ -119,7 +125,10 @@ def main():
 
     def build_and_train():
         cfg = merge_args(Config.fromfile(args.config), args)
+        preflight_config(cfg)
         preflight_datasets(cfg)
+        # torchrun on a machine without GPUs: gloo process group
+        setup_cpu_distributed(cfg)
         if 'runner_type' not in cfg:
             runner = Runner.from_cfg(cfg)
         else:

@@ -9,9 +9,11 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     # enable the parameter scheduler.
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # save a checkpoint every 10 epochs, keep the best Rank-1 as well.
+    # save a checkpoint every 10 epochs, keep the best Rank-1 as well;
+    # files are written atomically (a kill while saving leaves the previous
+    # checkpoint intact) and resumed shapes are checked.
     checkpoint=dict(
-        type='CheckpointHook',
+        type='AtomicCheckpointHook',
         interval=10,
         max_keep_ckpts=3,
         save_best='reid/Rank-1',
@@ -22,12 +24,17 @@ default_hooks = dict(
 
 # Staged training: StageSwitchHook switches the model and the data between
 # the stages listed in train_cfg.stages.
-custom_hooks = [dict(type='StageSwitchHook')]
+# SyncBuffersHook averages BN running statistics across ranks after every
+# epoch (DDP does not broadcast buffers here), so all ranks evaluate and save
+# the same model; it does nothing in a single process.
+custom_hooks = [dict(type='StageSwitchHook'), dict(type='SyncBuffersHook')]
 
 # DDP for staged models: one optimizer per stage, and every stage leaves the
-# other stages' parameters unused.
+# other stages' parameters unused. The scope prefix is needed: MMEngine's
+# Runner looks the wrapper up in its root registry without the default scope.
 model_wrapper_cfg = dict(
-    type='StageDistributedDataParallel', find_unused_parameters=True)
+    type='mmvireid.StageDistributedDataParallel',
+    find_unused_parameters=True)
 
 # configure environment
 env_cfg = dict(

@@ -25,7 +25,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 __all__ = [
     'safe_load_checkpoint', 'register_safe_checkpoint_loader',
-    'UnsafeCheckpointError', 'resume_safe_globals'
+    'UnsafeCheckpointError', 'CorruptCheckpointError', 'resume_safe_globals'
 ]
 
 
@@ -34,6 +34,11 @@ _HISTORY_BUFFER_METHODS = ('min', 'max', 'mean', 'current')
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """Raised when a checkpoint would need code execution to be loaded."""
+
+
+class CorruptCheckpointError(RuntimeError):
+    """Raised when a checkpoint file is truncated or corrupt (e.g. a copy
+    interrupted, or a run killed while writing it without atomic saving)."""
 
 
 def _restricted_getattr(obj: Any, name: str) -> Any:
@@ -95,8 +100,9 @@ def safe_load_checkpoint(filename: str, map_location=None) -> Any:
         UnsafeCheckpointError: the file references a global outside the
             allow-list, i.e. loading it would execute code. The message names
             the file and the offending global.
-        RuntimeError: the file is not a readable torch checkpoint (truncated
-            or corrupt); the message names the file.
+        CorruptCheckpointError: the file is not a readable torch checkpoint
+            (truncated or corrupt); the message names the file. It is a
+            ``RuntimeError``.
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
@@ -113,7 +119,7 @@ def safe_load_checkpoint(filename: str, map_location=None) -> Any:
             'yourself with torch.load(..., weights_only=False) and re-save '
             f'its state_dict. Details: {e}') from e
     except (RuntimeError, EOFError, ValueError) as e:
-        raise RuntimeError(
+        raise CorruptCheckpointError(
             f'Checkpoint {filename} is corrupt or truncated and cannot be '
             f'read ({type(e).__name__}: {e}).') from e
 

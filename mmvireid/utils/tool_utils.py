@@ -1,15 +1,19 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """Small helpers shared by ``tools/train.py`` and ``tools/test.py``."""
+import logging
 import os.path as osp
+import re
 import sys
-from typing import Callable
+from typing import Callable, Optional
 
 from mmengine.config import ConfigDict
 from mmengine.logging import print_log
 
 __all__ = [
-    'preflight_datasets', 'apply_amp', 'check_resume_checkpoint', 'disable_persistent_workers',
-    'run_or_explain', 'UserInputError'
+    'preflight_datasets', 'preflight_config', 'check_cfg_options',
+    'apply_amp', 'check_resume_checkpoint', 'check_auto_resume',
+    'disable_persistent_workers', 'setup_cpu_distributed', 'explain_error',
+    'run_or_explain', 'UserInputError', 'closest_names'
 ]
 
 
@@ -45,41 +49,345 @@ def apply_amp(cfg) -> None:
         stage_cfg.setdefault('loss_scale', 'dynamic')
 
 
-def preflight_datasets(cfg) -> None:
-    """Fail within seconds when a dataset root is missing.
-
-    Building a Runner first builds the model (seconds to minutes for real
-    CLIP backbones); a dataset whose ``data_root`` does not exist is instead
-    built right away, without pipeline, so its own error (which names the
-    path and shows the expected layout) reaches the user at once.
-    """
-    import copy
-
-    from mmvireid.registry import DATASETS
+def _dataset_configs(cfg):
+    """``(where, dataset config)`` of the train/val/test loaders, each
+    distinct config once (test_dataloader often repeats val_dataloader)."""
+    seen = []
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(name)
         if not isinstance(loader, (dict, ConfigDict)):
             continue
         dataset = loader.get('dataset')
-        if not isinstance(dataset, (dict, ConfigDict)):
+        if not isinstance(dataset, (dict, ConfigDict)) or dataset in seen:
             continue
-        root = dataset.get('data_root')
-        if root is None or osp.isdir(root):
-            continue
-        dataset = copy.deepcopy(dataset)
-        dataset['pipeline'] = []
-        DATASETS.build(dataset)  # raises the dataset's own layout error
-        raise FileNotFoundError(
-            f'{name}.dataset.data_root "{root}" does not exist')
+        seen.append(dataset)
+        yield f'{name}.dataset', dataset
+
+
+def preflight_datasets(cfg, check_files: bool = True) -> None:
+    """Fail within seconds on a missing or broken dataset.
+
+    Building a Runner first builds the model (seconds to minutes for real
+    CLIP backbones), and a missing image would only surface when a
+    dataloader reaches it, possibly hours later. Instead every train/val/test
+    dataset that has a ``data_root`` is built right away without pipeline
+    (listing files only, no image is decoded):
+
+    * a missing ``data_root`` or split file raises the dataset's own error,
+      which names the path and shows the expected layout;
+    * malformed split/index/description files raise the dataset's message,
+      prefixed with the config key of the dataset;
+    * with ``check_files``, every listed image must exist: otherwise the
+      error counts the missing ones and names the first few (index files
+      that reference images which are not on disk);
+    * the train sampler is built once on the train set (e.g.
+      ``CrossModalIdentitySampler`` names identities with images in only
+      one modality).
+
+    Raises:
+        UserInputError: With a message naming the dataset and the file at
+            fault.
+    """
+    import copy
+
+    from mmvireid.registry import DATASETS
+    for where, dataset_cfg in _dataset_configs(cfg):
+        root = dataset_cfg.get('data_root')
+        if root is None:
+            continue  # e.g. a dataset wrapper: built by the Runner as is
+        dataset_cfg = copy.deepcopy(dataset_cfg)
+        dataset_cfg['pipeline'] = []
+        name = dataset_cfg.get('type', 'dataset')
+        try:
+            dataset = DATASETS.build(dataset_cfg)
+            if hasattr(dataset, 'full_init'):
+                dataset.full_init()
+        except (FileNotFoundError, ValueError, KeyError) as e:
+            msg = e.args[0] if e.args and isinstance(e.args[0], str) \
+                else str(e)
+            raise UserInputError(f'{where} ({name}): {msg}') from e
+        if check_files:
+            _check_listed_files(where, name, root, dataset)
+        if where == 'train_dataloader.dataset':
+            _check_train_sampler(cfg, where, name, dataset)
+
+
+def _check_listed_files(where: str, name: str, root: str, dataset) -> None:
+    """Raise if images listed by ``dataset`` are not on disk."""
+    paths = []
+    for idx in range(len(dataset)):
+        path = dataset.get_data_info(idx).get('img_path')
+        if path is not None:
+            paths.append(path)
+    missing = [p for p in paths if not osp.isfile(p)]
+    if missing:
+        shown = '\n'.join(f'  {p}' for p in missing[:5])
+        more = '' if len(missing) <= 5 else \
+            f'\n  ... and {len(missing) - 5} more'
+        raise UserInputError(
+            f'{where} ({name}, data_root "{root}"): {len(missing)} of '
+            f'{len(paths)} images listed by its split/index files do not '
+            f'exist:\n{shown}{more}\nCheck that the dataset was extracted '
+            'completely and that the split files belong to this copy.')
+
+
+def _check_train_sampler(cfg, where: str, name: str, dataset) -> None:
+    """Build the train sampler once: e.g. CrossModalIdentitySampler refuses
+    identities with images in one modality only, naming their labels."""
+    import copy
+
+    from mmvireid.registry import DATA_SAMPLERS
+    sampler_cfg = cfg.train_dataloader.get('sampler')
+    if not isinstance(sampler_cfg, (dict, ConfigDict)):
+        return
+    sampler_cfg = copy.deepcopy(sampler_cfg)
+    # the Runner passes these two; world size is 1 before torch.distributed
+    # starts, so per-rank limits are checked again when training starts
+    default_args = dict(dataset=dataset, seed=0)
+    try:
+        DATA_SAMPLERS.build(sampler_cfg, default_args=default_args)
+    except (ValueError, KeyError) as e:
+        msg = e.args[0] if e.args and isinstance(e.args[0], str) \
+            else str(e)
+        raise UserInputError(
+            f'train_dataloader.sampler ({sampler_cfg.get("type")}) on '
+            f'{where} ({name}): {msg}') from e
+
+
+def _registries():
+    """Every registry a config ``type`` may be looked up in: mmvireid's and
+    MMEngine's roots (which reach mmcv and other scopes)."""
+    import mmengine.registry as root
+    from mmengine.registry import Registry
+
+    import mmvireid.registry as ours
+    found = []
+    for module in (ours, root):
+        for value in vars(module).values():
+            if isinstance(value, Registry) and value not in found:
+                found.append(value)
+    return found
+
+
+def _registered_names(registry, with_scopes: bool = False):
+    """Names ``registry`` resolves: its own, its ancestors', and with
+    ``with_scopes`` the ``scope.Name`` of every registry under its root."""
+    names = set()
+    node = registry
+    while node is not None:
+        names.update(node.module_dict)
+        root, node = node, node.parent
+    if with_scopes:
+        stack = list(root.children.values())
+        while stack:
+            child = stack.pop()
+            names.update(f'{child.scope}.{n}' for n in child.module_dict)
+            stack.extend(child.children.values())
+    return names
+
+
+def closest_names(name: str, candidates, n: int = 3):
+    """Up to ``n`` of ``candidates`` closest to ``name`` (a case-insensitive
+    equal name first), for "did you mean" hints."""
+    import difflib
+    candidates = sorted(set(candidates))
+    exact = [c for c in candidates if c.lower() == name.lower()]
+    lowered = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(
+        name.lower(), list(lowered), n=n, cutoff=0.6)
+    out = exact + [lowered[c] for c in close if lowered[c] not in exact]
+    return out[:n]
+
+
+def _did_you_mean(names) -> str:
+    if not names:
+        return ''
+    return ' Did you mean ' + ' or '.join(f'"{n}"' for n in names) + '?'
+
+
+def preflight_config(cfg) -> None:
+    """Check every component ``type`` of ``cfg`` before anything is built.
+
+    A misspelt type otherwise fails only when the Runner builds that
+    component, after it has created the work directory and its log. Each
+    string ``type`` must resolve in one of the registries (mmvireid's, with
+    MMEngine's and other scopes reached through them).
+
+    Raises:
+        UserInputError: Names the config key of the unknown type and the
+            closest registered names.
+    """
+    registries = _registries()
+
+    def resolves(type_name: str, scope) -> bool:
+        key = type_name if scope is None or '.' in type_name \
+            else f'{scope}.{type_name}'
+        for registry in registries:
+            try:
+                if registry.get(key) is not None:
+                    return True
+            except Exception:  # a scope whose package is not installed
+                continue
+        return False
+
+    def walk(node, where: str):
+        if isinstance(node, dict):
+            type_name = node.get('type')
+            if isinstance(type_name, str) and not resolves(
+                    type_name, node.get('_scope_')):
+                candidates = set()
+                for registry in registries:
+                    candidates |= _registered_names(
+                        registry, with_scopes='.' in type_name)
+                raise UserInputError(
+                    f'{where}.type: unknown component type "{type_name}"; '
+                    'it is not registered in any mmvireid/MMEngine registry.'
+                    + _did_you_mean(closest_names(type_name, candidates)))
+            for key, value in node.items():
+                walk(value, f'{where}.{key}' if where else str(key))
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                walk(value, f'{where}[{i}]')
+
+    walk({k: v for k, v in cfg.items()}, '')
+
+
+def check_cfg_options(cfg, options) -> None:
+    """Refuse a ``--cfg-options`` key that looks like a misspelt config key.
+
+    ``--cfg-options`` may add keys (e.g. ``sync_bn=torch``), so a key that
+    is not in the config is only refused when an existing key at the same
+    place is a close spelling of it (``trian_cfg.max_epochs``,
+    ``model.num_clases``): a misspelt top-level key would otherwise be
+    ignored without a word.
+
+    Raises:
+        UserInputError: Names the key and the existing one it resembles.
+    """
+    import difflib
+    if not options:
+        return
+    for full_key in options:
+        node, walked = cfg, []
+        for part in str(full_key).split('.'):
+            if isinstance(node, (list, tuple)) and part.isdigit():
+                index = int(part)
+                if index >= len(node):
+                    break
+                node = node[index]
+            elif isinstance(node, dict):
+                if part not in node:
+                    close = difflib.get_close_matches(
+                        part, [str(k) for k in node], n=1, cutoff=0.85)
+                    if close:
+                        where = '.'.join(walked + [close[0]])
+                        raise UserInputError(
+                            f'--cfg-options {full_key}: the config has no '
+                            f'key "{".".join(walked + [part])}". Did you '
+                            f'mean "{where}"?')
+                    break
+                node = node[part]
+            else:
+                break
+            walked.append(part)
+
+
+def setup_cpu_distributed(cfg) -> bool:
+    """Let ``--launcher pytorch`` run on machines without CUDA (gloo).
+
+    MMEngine 0.10.7's launcher calls ``torch.cuda.set_device(LOCAL_RANK)``
+    and its Runner gives DDP ``device_ids=[LOCAL_RANK]``; both fail without
+    a GPU. Here, when CUDA is unavailable, the default process group is
+    initialised with gloo from torchrun's environment (``RANK``,
+    ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``) — the Runner then
+    skips its own initialisation — and the DDP wrapper gets
+    ``device_ids=None``, the CPU form. Debugging and CI use it; GPU runs are
+    unchanged.
+
+    Returns:
+        bool: Whether a CPU process group was set up.
+    """
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+    launcher = cfg.get('launcher', 'none')
+    if launcher == 'none' or torch.cuda.is_available():
+        return False
+    if launcher != 'pytorch':
+        raise UserInputError(
+            f'--launcher {launcher} needs CUDA GPUs, and none is available. '
+            'On CPU, launch with torchrun (tools/dist_train.sh, '
+            '--launcher pytorch), which uses the gloo backend.')
+    if not dist.is_initialized():
+        dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}))
+        backend = dist_cfg.pop('backend', 'gloo')
+        if backend != 'gloo':
+            print_log(
+                f'No CUDA device: using the gloo backend instead of '
+                f'env_cfg.dist_cfg.backend="{backend}".',
+                logger='current',
+                level=logging.WARNING)
+        if dist_cfg.get('timeout') is not None:
+            dist_cfg['timeout'] = datetime.timedelta(
+                seconds=dist_cfg['timeout'])
+        dist.init_process_group(backend='gloo', **dist_cfg)
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    return True
+
+
+def check_auto_resume(work_dir: str) -> None:
+    """Check ``--resume`` without a path before the Runner starts.
+
+    MMEngine resumes from the file named in ``<work_dir>/last_checkpoint``.
+    No such file: training starts from scratch (say so; a re-queued job
+    relies on it). A file pointing to nothing: refuse, naming both.
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(pointer):
+        print_log(
+            f'--resume: no checkpoint in "{work_dir}" (no last_checkpoint '
+            'file); training starts from scratch.',
+            logger='current',
+            level=logging.WARNING)
+        return
+    with open(pointer) as f:
+        target = f.read().strip()
+    if not target:
+        raise UserInputError(
+            f'--resume: "{pointer}" is empty. Resume from an existing '
+            f'checkpoint with --resume {work_dir}/epoch_<N>.pth.')
+    if '://' not in target and not osp.isfile(target):
+        raise UserInputError(
+            f'--resume: "{pointer}" names the checkpoint "{target}", which '
+            'does not exist. Resume from an existing checkpoint with '
+            f'--resume {work_dir}/epoch_<N>.pth.')
 
 
 def check_resume_checkpoint(path: str) -> None:
-    """Fail fast when ``--resume PATH`` names no file."""
+    """Fail fast when ``--resume PATH`` names no file or a truncated one.
+
+    A checkpoint in torch's zip format (the default since torch 1.6) that
+    does not end with a complete zip directory was cut short (an interrupted
+    copy, or a kill while a non-atomic writer saved it). Files in the legacy
+    format are left to the loader, which names them if they are corrupt.
+    """
+    import zipfile
     if not osp.isfile(path):
         raise UserInputError(
             f'--resume: checkpoint "{path}" does not exist. Pass an existing '
             '.pth file, or --resume without a path to resume from the '
             'latest checkpoint of the work directory.')
+    with open(path, 'rb') as f:
+        magic = f.read(4)
+    if not magic or (magic == b'PK\x03\x04' and not zipfile.is_zipfile(path)):
+        raise UserInputError(
+            f'--resume: checkpoint "{path}" is corrupt or truncated (empty, '
+            'or its zip directory is missing). Resume from an earlier '
+            'checkpoint of the same work directory.')
 
 
 def disable_persistent_workers(cfg, force: bool = False) -> None:
@@ -92,17 +400,111 @@ def disable_persistent_workers(cfg, force: bool = False) -> None:
             loader['persistent_workers'] = False
 
 
+_UNREGISTERED = re.compile(
+    r'(?P<type>\S+) is not in the (?:(?P<scope>[\w.]+)::)?(?P<registry>.+?) '
+    r'registry')
+_UNEXPECTED_KWARG = re.compile(
+    r'(?P<cls>\w+)\.__init__\(\) got an unexpected keyword argument '
+    r"'(?P<key>\w+)'")
+
+
+def _registry_of(scope: Optional[str], name: str):
+    for registry in _registries():
+        if registry.name == name and scope in (None, registry.scope):
+            return registry
+    return None
+
+
+def _init_arguments(cls):
+    """Keyword names ``cls(...)`` accepts (following ``**kwargs`` into the
+    base classes); None if it accepts anything."""
+    import inspect
+    names = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get('__init__')
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        names.update(p.name for p in params
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            names.discard('self')
+            return names
+    return None
+
+
+def explain_error(error: BaseException) -> Optional[str]:
+    """A one-paragraph explanation of a user error, or None for a bug.
+
+    Recognised: :class:`UserInputError`, missing files, an unregistered
+    component ``type`` (with the closest registered names), an unknown
+    argument of a component (with the closest argument names), unreadable or
+    unsafe checkpoints and undecodable images.
+    """
+    from mmvireid.datasets.transforms import CorruptImageError
+    from mmvireid.utils.checkpoint import (CorruptCheckpointError,
+                                           UnsafeCheckpointError)
+    if isinstance(error, UserInputError):
+        return str(error)
+    if isinstance(error, FileNotFoundError):
+        return error.args[0] if error.args and isinstance(
+            error.args[0], str) else str(error)
+    if isinstance(error, (UnsafeCheckpointError, CorruptCheckpointError,
+                          CorruptImageError)):
+        return str(error)
+    text = error.args[0] if error.args and isinstance(error.args[0],
+                                                      str) else str(error)
+    if isinstance(error, KeyError):
+        match = _UNREGISTERED.search(text)
+        if match:
+            type_name = match.group('type').strip('`\'"')
+            registry = _registry_of(match.group('scope'),
+                                    match.group('registry'))
+            names = [] if registry is None else closest_names(
+                type_name,
+                _registered_names(registry, with_scopes='.' in type_name))
+            where = match.group('registry') if registry is None else \
+                f'{registry.scope}::{registry.name}'
+            return (f'unknown {match.group("registry")} type "{type_name}" '
+                    f'(not in the {where} registry).' + _did_you_mean(names))
+    if isinstance(error, TypeError):
+        match = _UNEXPECTED_KWARG.search(text)
+        if match:
+            cls = None
+            for registry in _registries():
+                try:
+                    cls = registry.get(match.group('cls'))
+                except Exception:
+                    cls = None
+                if cls is not None:
+                    break
+            accepted = _init_arguments(cls) if isinstance(cls, type) else None
+            key = match.group('key')
+            hint = _did_you_mean(closest_names(key, accepted or ()))
+            known = '' if not accepted else \
+                f' It accepts: {", ".join(sorted(accepted))}.'
+            return (f'{match.group("cls")} got an unknown config key "{key}".'
+                    + hint + known)
+    return None
+
+
 def run_or_explain(fn: Callable):
     """Run ``fn``; user errors become one clear message and exit code 1.
 
-    Missing files and :class:`UserInputError` are user errors: printing a
-    deep traceback for "the dataset is not where the config says" only hides
-    the message, which already names the path and the expected layout.
+    Missing files, :class:`UserInputError`, unreadable or unsafe checkpoints,
+    unregistered component types and unknown component arguments are user
+    errors (see :func:`explain_error`): a deep traceback would only hide a
+    message that already names the file, key or value at fault. Anything
+    else is re-raised with its traceback.
     """
     try:
         return fn()
-    except (UserInputError, FileNotFoundError) as e:
-        msg = e.args[0] if isinstance(e, FileNotFoundError) and e.args \
-            and isinstance(e.args[0], str) else str(e)
+    except Exception as e:  # noqa: B902 - re-raised unless explained
+        msg = explain_error(e)
+        if msg is None:
+            raise
         print(f'ERROR: {msg}', file=sys.stderr)
         sys.exit(1)

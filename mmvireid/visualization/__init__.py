@@ -1,4 +1,15 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
-"""Visualizers and backends (the registries' location; mmengine's
-``Visualizer`` and its backends are used as they are)."""
-__all__ = []
+"""Visualisation: ranking-list drawing and the test-time ranking hook.
+
+This package is the location of the ``VISUALIZERS`` / ``VISBACKENDS``
+registries; mmengine's own ``Visualizer`` and backends (local, TensorBoard,
+W&B) resolve through the parent registries.
+"""
+from .ranking_hook import (RankingVisualizationHook,
+                           enable_ranking_visualization, protocol_split)
+from .ranking_visualizer import RankingLayout, VIReIDVisualizer
+
+__all__ = [
+    'VIReIDVisualizer', 'RankingLayout', 'RankingVisualizationHook',
+    'enable_ranking_visualization', 'protocol_split'
+]

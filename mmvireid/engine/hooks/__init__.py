@@ -1,4 +1,9 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
+from .checkpoint_hook import (AtomicCheckpointHook, AtomicLocalBackend,
+                              CheckpointShapeError, atomic_write)
 from .stage_switch_hook import StageSwitchHook
 
-__all__ = ['StageSwitchHook']
+__all__ = [
+    'StageSwitchHook', 'AtomicCheckpointHook', 'AtomicLocalBackend',
+    'CheckpointShapeError', 'atomic_write'
+]

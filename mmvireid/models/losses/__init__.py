@@ -1,7 +1,12 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """Losses of the CLIP VI-ReID methods, each a module plus a pure function."""
+from .alignment_loss import (CrossModalAlignmentLoss,
+                             cross_modal_alignment_loss,
+                             identity_text_distributions)
 from .cross_entropy_loss import (ImageTextCELoss, LabelSmoothCELoss,
                                  image_text_ce_loss, label_smooth_ce_loss)
+from .eees_losses import (CMSPLoss, CVSCLoss, ESELoss, cmsp_loss, cvsc_loss,
+                          ese_loss)
 from .msel_loss import MSELLoss, msel_loss
 from .supcon_loss import SupConLoss, supcon_loss
 from .triplet_loss import (HardTripletLoss, WRTTripletLoss,
@@ -15,4 +20,11 @@ __all__ = [
     'hard_triplet_loss', 'softmax_weights', 'wrt_triplet_loss',
     'label_smooth_ce_loss', 'image_text_ce_loss', 'msel_loss',
     'euclidean_dist', 'l2_normalize'
+]
+__all__ += [
+    'CrossModalAlignmentLoss', 'cross_modal_alignment_loss',
+    'identity_text_distributions'
+]
+__all__ += [
+    'ESELoss', 'CVSCLoss', 'CMSPLoss', 'ese_loss', 'cvsc_loss', 'cmsp_loss'
 ]

@@ -49,6 +49,9 @@ class CLIPVIReID(BaseStagedReID):
     """
 
     STAGES = ('prompt', 'finetune')
+    #: Loss weights and the keys ``loss_weights`` may set; subclasses with
+    #: other losses override it.
+    DEFAULT_LOSS_WEIGHTS = dict(id=1.0, triplet=1.0, i2t=1.0)
 
     def __init__(self,
                  image_encoder: dict,
@@ -78,7 +81,7 @@ class CLIPVIReID(BaseStagedReID):
         self.text_encoder = MODELS.build(text_encoder)
         prompt_learner = copy.deepcopy(prompt_learner)
         prompt_learner.setdefault('num_classes', num_classes)
-        self.prompt_learner = MODELS.build(prompt_learner)
+        self._build_prompt_learners(prompt_learner)
         head = copy.deepcopy(head)
         head.setdefault('num_classes', num_classes)
         head.setdefault('in_channels', [
@@ -89,11 +92,11 @@ class CLIPVIReID(BaseStagedReID):
         self.id_loss = MODELS.build(id_loss)
         self.triplet_loss = MODELS.build(triplet_loss)
         self.i2t_loss = MODELS.build(i2t_loss)
-        weights = dict(id=1.0, triplet=1.0, i2t=1.0)
+        weights = dict(self.DEFAULT_LOSS_WEIGHTS)
         unknown = set(loss_weights or {}) - set(weights)
         if unknown:
-            raise KeyError(f'loss_weights: unknown keys {sorted(unknown)}; '
-                           f'expected {sorted(weights)}')
+            raise KeyError(f'{type(self).__name__} loss_weights: unknown keys '
+                           f'{sorted(unknown)}; expected {sorted(weights)}')
         weights.update(loss_weights or {})
         self.loss_weights = weights
         self.test_feature = test_feature
@@ -103,6 +106,11 @@ class CLIPVIReID(BaseStagedReID):
         # finetune stage starts (from the learned prompts) and never saved:
         # a resumed run recomputes it from the restored prompt learner.
         self.register_buffer('class_text_feats', None, persistent=False)
+
+    def _build_prompt_learners(self, cfg: dict) -> None:
+        """Build the prompt learner(s) from ``cfg`` (``num_classes`` filled
+        in); a method with several learners (CSDN) overrides it."""
+        self.prompt_learner = MODELS.build(cfg)
 
     # ---------------------------------------------------------------- stage
     def _enter_stage(self, name: str) -> None:

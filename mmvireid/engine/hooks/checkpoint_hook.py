@@ -1,0 +1,274 @@
+# Copyright (c) mmvireid contributors. All rights reserved.
+"""Checkpoints that survive a kill at any moment, and loads that check shapes.
+
+Why: a cluster job can be killed (``kill -9``, pre-emption, OOM killer) at any
+instant, including while a checkpoint is being written. mmengine 0.10.7 writes
+``epoch_N.pth`` and ``last_checkpoint`` in place, so such a kill leaves a
+truncated file under the final name, and it deletes the checkpoint dropped by
+``max_keep_ckpts`` *before* writing the new one, so with
+``max_keep_ckpts=1`` a kill during saving left no valid checkpoint at all.
+"""
+import os
+import os.path as osp
+import re
+import uuid
+from typing import Dict, List, Optional, Tuple, Union
+
+from mmengine.dist import is_main_process
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.hooks import CheckpointHook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+
+from mmvireid.registry import HOOKS
+from mmvireid.utils.tool_utils import UserInputError
+
+__all__ = [
+    'AtomicCheckpointHook', 'AtomicLocalBackend', 'CheckpointShapeError',
+    'atomic_write'
+]
+
+#: Suffix of the temporary files :func:`atomic_write` renames into place;
+#: files with it that a killed run left behind are removed on the next start.
+TMP_SUFFIX = '.mmvireid-tmp'
+_TMP_PATTERN = re.compile(r'^\..+\.[0-9a-f]{12}' + re.escape(TMP_SUFFIX) + '$')
+
+
+def _fsync_dir(dirname: str) -> None:
+    """Make a rename in ``dirname`` durable (POSIX); a no-op where folders
+    cannot be opened (Windows)."""
+    try:
+        fd = os.open(dirname, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, data: Union[bytes, str],
+                 encoding: str = 'utf-8') -> None:
+    """Write ``data`` to ``path`` so that readers never see a partial file.
+
+    The data go to a hidden temporary file in the same folder
+    (``.<name>.<12 hex digits>.mmvireid-tmp``), are flushed to disk, and the
+    file is renamed over ``path`` with :func:`os.replace`, which is atomic on
+    POSIX and Windows. A kill at any moment leaves either the previous
+    ``path`` (or none) or the complete new one, plus at worst the temporary
+    file.
+
+    Args:
+        path (str): Destination file.
+        data (bytes | str): Content; ``str`` is encoded with ``encoding``.
+        encoding (str): Text encoding. Defaults to 'utf-8'.
+    """
+    if isinstance(data, str):
+        data = data.encode(encoding)
+    path = osp.abspath(str(path))
+    dirname = osp.dirname(path)
+    os.makedirs(dirname, exist_ok=True)
+    tmp = osp.join(dirname, f'.{osp.basename(path)}.{uuid.uuid4().hex[:12]}'
+                   f'{TMP_SUFFIX}')
+    # 0o666 filtered by the umask: the permissions open(path, 'wb') would
+    # give (tempfile.mkstemp would make checkpoints private to the owner).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(dirname)
+
+
+def remove_stale_temp_files(dirname: str) -> List[str]:
+    """Delete the temporary files of :func:`atomic_write` in ``dirname``
+    (left by a run killed while saving). Returns the removed paths."""
+    if not osp.isdir(dirname):
+        return []
+    removed = []
+    for name in sorted(os.listdir(dirname)):
+        if _TMP_PATTERN.match(name):
+            path = osp.join(dirname, name)
+            try:
+                os.remove(path)
+                removed.append(path)
+            except OSError:
+                pass
+    return removed
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend with atomic ``put`` / ``put_text``
+    (see :func:`atomic_write`). Selected with
+    ``backend_args=dict(backend='atomic_local')``."""
+
+    def put(self, obj: bytes, filepath) -> None:
+        atomic_write(str(filepath), obj)
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        atomic_write(str(filepath), obj, encoding=encoding)
+
+
+register_backend('atomic_local', AtomicLocalBackend, force=True)
+
+
+class CheckpointShapeError(UserInputError):
+    """A checkpoint holds tensors whose shapes differ from the model's."""
+
+
+def _is_local(path: Optional[str]) -> bool:
+    return path is None or '://' not in str(path)
+
+
+@HOOKS.register_module()
+class AtomicCheckpointHook(CheckpointHook):
+    """:class:`mmengine.hooks.CheckpointHook` whose files survive a kill.
+
+    Same arguments and file names as mmengine's hook, with three changes:
+
+    1. **Atomic files.** Checkpoints (periodic and best) and
+       ``last_checkpoint`` are written to a temporary file and renamed into
+       place (:func:`atomic_write`), so ``epoch_N.pth`` and the file
+       ``last_checkpoint`` points to are always complete. Used when the
+       checkpoints go to a local folder and no ``backend_args`` /
+       ``file_client_args`` are given; other storage keeps its backend.
+    2. **Safe order.** A new checkpoint is written and ``last_checkpoint``
+       moved to it *before* the checkpoint dropped by ``max_keep_ckpts`` is
+       deleted (mmengine deletes first). Temporary files a killed run left
+       behind are removed when training starts.
+    3. **Shape check on load.** Before a checkpoint reaches the model
+       (``after_load_checkpoint``), tensors whose shape differs from the
+       model's are listed by key with both shapes and loading stops with a
+       :class:`CheckpointShapeError` — always when resuming (training cannot
+       continue a different model), and with ``load_from`` unless
+       ``strict_shapes=False``, in which case mmengine's warning names them
+       and those weights keep their initialisation (e.g. a classifier of
+       another ``num_classes`` when fine-tuning on another dataset).
+
+    Args:
+        strict_shapes (bool): Refuse mismatched shapes with ``load_from`` too.
+            Defaults to True.
+        **kwargs: :class:`mmengine.hooks.CheckpointHook` arguments
+            (``interval``, ``max_keep_ckpts``, ``save_best``, ...).
+    """
+
+    def __init__(self, *args, strict_shapes: bool = True, **kwargs) -> None:
+        self._atomic = (kwargs.get('backend_args') is None
+                        and kwargs.get('file_client_args') is None)
+        if self._atomic:
+            kwargs['backend_args'] = dict(backend='atomic_local')
+        super().__init__(*args, **kwargs)
+        self.strict_shapes = strict_shapes
+
+    # ------------------------------------------------------------- saving
+    def before_train(self, runner) -> None:
+        out_dir = runner.work_dir if self.out_dir is None else self.out_dir
+        if self._atomic and not _is_local(out_dir):
+            # e.g. out_dir='s3://...': leave the choice of backend to mmengine
+            self._atomic = False
+            self.backend_args = None
+        super().before_train(runner)
+        if self._atomic and is_main_process():
+            for path in remove_stale_temp_files(self.out_dir):
+                print_log(
+                    f'Removed {path}, a partial checkpoint of a run killed '
+                    'while saving', logger='current')
+
+    def _save_checkpoint_with_step(self, runner, step, meta) -> None:
+        # Same bookkeeping as mmengine's, but the dropped checkpoint is only
+        # deleted once the new one and last_checkpoint are in place.
+        dropped = None
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
+                                            self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                dropped = self.keep_ckpt_ids.popleft()
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids',
+                                           list(self.keep_ckpt_ids))
+
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir,
+                                                     ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(
+            self.out_dir,
+            ckpt_filename,
+            self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler,
+            meta=meta,
+            by_epoch=self.by_epoch,
+            backend_args=self.backend_args,
+            **self.args)
+        if not is_main_process():
+            return
+        atomic_write(osp.join(runner.work_dir, 'last_checkpoint'),
+                     str(self.last_ckpt))
+        if dropped is not None and dropped != step:
+            path = self.file_backend.join_path(
+                self.out_dir, self.filename_tmpl.format(dropped))
+            if self.file_backend.isfile(path):
+                self.file_backend.remove(path)
+            elif self.file_backend.isdir(path):
+                # checkpoints saved by deepspeed are directories
+                self.file_backend.rmtree(path)
+
+    # ------------------------------------------------------------- loading
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Stop before a checkpoint of another model shape is loaded."""
+        resuming = bool(getattr(runner, '_resume', False))
+        if not (resuming or self.strict_shapes):
+            return
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        mismatched = mismatched_shapes(
+            checkpoint.get('state_dict', checkpoint), model.state_dict())
+        if not mismatched:
+            return
+        source = runner._load_from
+        if source is None and resuming:
+            from mmengine.runner import find_latest_checkpoint
+            source = find_latest_checkpoint(runner.work_dir)
+        lines = '\n'.join(f'  {key}: checkpoint {tuple(ckpt)}, model '
+                          f'{tuple(own)}' for key, ckpt, own in mismatched)
+        if resuming:
+            fix = ('Resume with the config this checkpoint was trained '
+                   'with (same model, e.g. num_classes and backbone).')
+        else:
+            fix = ('Use the config the checkpoint was trained with, or set '
+                   'default_hooks.checkpoint.strict_shapes=False to load '
+                   'the other weights and keep these initialised (e.g. a '
+                   'classifier for another number of identities).')
+        raise CheckpointShapeError(
+            f'Checkpoint "{source}" does not fit the model: '
+            f'{len(mismatched)} tensor(s) have another shape:\n{lines}\n'
+            f'{fix}')
+
+
+def mismatched_shapes(state_dict: Dict,
+                      model_state: Dict) -> List[Tuple[str, tuple, tuple]]:
+    """``(key, checkpoint shape, model shape)`` of every tensor of
+    ``state_dict`` whose shape differs from the model's tensor of that key.
+
+    A leading ``module.`` (a state dict saved from a DDP-wrapped model) is
+    ignored, as mmengine's loader strips it.
+    """
+    out = []
+    for key, value in state_dict.items():
+        own_key = key[len('module.'):] if key.startswith('module.') else key
+        own = model_state.get(own_key)
+        if own is None or not hasattr(value, 'shape'):
+            continue
+        if tuple(value.shape) != tuple(own.shape):
+            out.append((own_key, tuple(value.shape), tuple(own.shape)))
+    return out

@@ -1,0 +1,241 @@
+# Copyright (c) mmvireid contributors. All rights reserved.
+"""CLIP4VI-ReID: text semantic generation, infrared feature embedding and
+high-level semantic alignment (our design from the abstract, methods.md §3;
+docs/en/methods/clip4vireid.md lists every choice)."""
+import copy
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+
+from mmvireid.registry import MODELS
+from .clip_vireid import CLIPVIReID
+
+__all__ = ['CLIP4VIReID']
+
+
+@MODELS.register_module()
+class CLIP4VIReID(CLIPVIReID):
+    r"""CLIP4VI-ReID, three stages on a shared image encoder.
+
+    * ``tsg`` (text semantic generation): both encoders frozen; the
+      ID-specific prompt tokens learn from cached **visible** features only
+      with SupCon(i2t) + SupCon(t2i) (the stage's ``feature_cache`` must keep
+      ``modalities=['vis']``).
+    * ``ife`` (infrared feature embedding): the text features ``T [C, D]`` of
+      all identities are computed once from the prompts and frozen; the
+      shared image encoder and BNNeck head train on both modalities with
+
+      .. math::
+
+          w_{id} \sum_{b} ID_b + w_{tri} \sum_{b} Tri_b
+          + w_{i2t,vis} CE(v_{vis} T^\top)
+          + w_{i2t,ir} CE(\mathrm{IFE}(v_{ir}) T^\top)
+
+      over the branches ``b`` (pooled feature ``f``, projection ``v``). The
+      IFE neck (a residual MLP, ``ife_neck=None`` removes it) maps infrared
+      features toward the text space before their i2t term only.
+    * ``hsa`` (high-level semantic alignment): the prompts train again (small
+      lr) together with the image encoder and head. Each step recomputes,
+      with gradients, the text features ``T_B [P, D]`` of the ``P``
+      identities in the batch only, and adds to ID + triplet
+
+      .. math::
+
+          w_{t2i}\,SupCon(T_B \to [v_{vis}; v_{ir}])
+          + w_{align} \frac{1}{P}\sum_y D(q^{vis}_y, q^{ir}_y)
+
+      where :math:`q^m_y` is the mean over identity ``y``'s images of
+      modality ``m`` of :math:`\mathrm{softmax}(v T_B^\top / \tau)` and
+      ``D`` the KL of :class:`CrossModalAlignmentLoss` (``align_loss=None``
+      removes the term). The IFE neck is not used here: HSA aligns the
+      encoder's own features, which retrieval uses.
+
+    The text encoder is frozen throughout; retrieval (``extract_feat``) is
+    image-only and the same as :class:`CLIPVIReID`'s.
+
+    Args:
+        image_encoder, text_encoder, prompt_learner, head, num_classes: As
+            :class:`CLIPVIReID`.
+        ife_neck (dict, optional): The IFE neck, e.g. ``dict(type='IFENeck')``;
+            ``in_channels`` is filled in with the projection width. None
+            replaces it by ``nn.Identity`` (the module name stays, so the
+            ``ife`` optimiser config needs no change). Defaults to
+            ``dict(type='IFENeck')``.
+        align_loss (dict, optional): The HSA cross-modal alignment loss;
+            None removes the term. Defaults to
+            ``dict(type='CrossModalAlignmentLoss')``.
+        prompt_loss (dict): SupCon of stage ``tsg`` (both directions) and of
+            the t2i term of ``hsa``. Defaults to ``dict(type='SupConLoss')``.
+        id_loss, triplet_loss, i2t_loss (dict): As :class:`CLIPVIReID`.
+        loss_weights (dict): Keys ``id``, ``triplet``, ``i2t_vis``,
+            ``i2t_ir``, ``supcon_t2i``, ``align``. Defaults: 1, 1, 1, 2, 1, 1
+            (the infrared i2t term weighted up, as CSDN's 0.10 vs 0.05).
+        test_feature, flip_test, text_batch_size: As :class:`CLIPVIReID`.
+    """
+
+    STAGES = ('tsg', 'ife', 'hsa')
+    #: ``loss_weights`` keys and defaults (the parent validates against it)
+    DEFAULT_LOSS_WEIGHTS = dict(
+        id=1.0,
+        triplet=1.0,
+        i2t_vis=1.0,
+        i2t_ir=2.0,
+        supcon_t2i=1.0,
+        align=1.0)
+
+    def __init__(self,
+                 image_encoder: dict,
+                 text_encoder: dict,
+                 prompt_learner: dict,
+                 head: dict,
+                 num_classes: int,
+                 ife_neck: Optional[dict] = dict(type='IFENeck'),
+                 align_loss: Optional[dict] = dict(
+                     type='CrossModalAlignmentLoss'),
+                 prompt_loss: dict = dict(type='SupConLoss'),
+                 id_loss: dict = dict(type='LabelSmoothCELoss', epsilon=0.1),
+                 triplet_loss: dict = dict(type='HardTripletLoss', margin=0.3),
+                 i2t_loss: dict = dict(type='ImageTextCELoss'),
+                 loss_weights: Optional[Dict[str, float]] = None,
+                 test_feature: str = 'before_bn',
+                 flip_test: bool = False,
+                 text_batch_size: int = 64,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(
+            image_encoder=image_encoder,
+            text_encoder=text_encoder,
+            prompt_learner=prompt_learner,
+            head=head,
+            num_classes=num_classes,
+            prompt_loss=prompt_loss,
+            id_loss=id_loss,
+            triplet_loss=triplet_loss,
+            i2t_loss=i2t_loss,
+            # the parent checks the keys against DEFAULT_LOSS_WEIGHTS
+            loss_weights=loss_weights,
+            test_feature=test_feature,
+            flip_test=flip_test,
+            text_batch_size=text_batch_size,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        if ife_neck is None:
+            # Keep the attribute a module, so optim_wrapper.ife.modules may
+            # list 'ife_neck' whether the neck is on or off.
+            self.ife_neck = nn.Identity()
+        else:
+            ife_neck = copy.deepcopy(ife_neck)
+            ife_neck.setdefault('in_channels', self.image_encoder.proj_dim)
+            self.ife_neck = MODELS.build(ife_neck)
+        self.align_loss = None if align_loss is None else MODELS.build(
+            align_loss)
+
+    @property
+    def with_ife_neck(self) -> bool:
+        """Whether the IFE neck is on (False when ``ife_neck=None``)."""
+        return not isinstance(self.ife_neck, nn.Identity)
+
+    # ---------------------------------------------------------------- stage
+    def _enter_stage(self, name: str) -> None:
+        if name == 'ife':
+            # Frozen for the whole stage; recomputed from the (restored)
+            # prompts when a run resumes inside it.
+            self.class_text_feats = self.compute_class_text_features()
+        else:
+            # tsg trains the prompts; hsa recomputes the batch's text every
+            # step. A stale bank must not survive into either.
+            self.class_text_feats = None
+
+    # ---------------------------------------------------------------- losses
+    def loss_tsg(self, inputs: torch.Tensor,
+                 data_samples: dict) -> Dict[str, torch.Tensor]:
+        """Prompt learning on cached visible features ``inputs [B, D]``."""
+        mods = self.modalities_of(data_samples)
+        num_ir = int((mods != 0).sum())
+        if num_ir:
+            raise ValueError(
+                f'CLIP4VIReID stage "tsg" learns text from visible features '
+                f'only, but the cached batch holds {num_ir} infrared '
+                'feature(s); set feature_cache=dict(..., modalities=["vis"]) '
+                'for the tsg stage in train_cfg.stages')
+        return self.loss_prompt(inputs, data_samples)
+
+    def _id_triplet_losses(self, out: dict,
+                           labels: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """ID (on every branch's logits) + triplet (on every branch's
+        feature before BN) over both modalities, plus the ID accuracy."""
+        w = self.loss_weights
+        losses = dict(
+            loss_id=w['id'] *
+            sum(self.id_loss(logit, labels) for logit in out['logits']),
+            loss_triplet=w['triplet'] *
+            sum(self.triplet_loss(f, labels) for f in out['feats']))
+        with torch.no_grad():
+            losses['acc'] = (
+                out['logits'][0].argmax(1) == labels).float().mean()
+        return losses
+
+    def _i2t(self, feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """i2t CE against the frozen ``T``; 0 for an empty selection (a batch
+        without one modality) instead of the NaN of an empty mean."""
+        if feats.size(0) == 0:
+            return feats.new_zeros(())
+        return self.i2t_loss(feats, self.class_text_feats, labels)
+
+    def loss_ife(self, inputs: torch.Tensor,
+                 data_samples: List) -> Dict[str, torch.Tensor]:
+        """Shared-encoder training on images of both modalities, ``T``
+        frozen; infrared i2t through the IFE neck and weighted up."""
+        if self.class_text_feats is None:
+            raise RuntimeError('class text features are missing: the ife '
+                               'stage was not entered through '
+                               'switch_stage("ife")')
+        labels = self.labels_of(data_samples)
+        mods = self.modalities_of(data_samples, inputs.device)
+        feat, proj = self.image_features(inputs, data_samples)
+        out = self.head([feat, proj])
+        losses = self._id_triplet_losses(out, labels)
+        v = out['feats'][1]
+        vis, ir = mods == 0, mods == 1
+        w = self.loss_weights
+        losses['loss_i2t_vis'] = w['i2t_vis'] * self._i2t(v[vis], labels[vis])
+        losses['loss_i2t_ir'] = w['i2t_ir'] * self._i2t(
+            self.ife_neck(v[ir]), labels[ir])
+        return losses
+
+    def batch_text_features(self, labels: torch.Tensor) -> tuple:
+        """Text features of the batch's identities, with gradients.
+
+        Only the ``P`` distinct labels go through the text encoder (a P x K
+        batch of 2PK images needs P text passes, not 2PK, and
+        not C): with the same number of images per identity, SupCon(t2i)
+        over the P unique texts equals the per-sample form of CLIP-ReID,
+        whose duplicated text rows only repeat identical terms.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``T_B [P, D]`` and the sorted identities
+            ``[P]`` they belong to.
+        """
+        ids = torch.unique(labels)
+        return self.prompt_learner(ids, self.text_encoder), ids
+
+    def loss_hsa(self, inputs: torch.Tensor,
+                 data_samples: List) -> Dict[str, torch.Tensor]:
+        """Prompts and image encoder together: SupCon(t2i) over both
+        modalities + visible/IR alignment over the text space + ID +
+        triplet."""
+        labels = self.labels_of(data_samples)
+        mods = self.modalities_of(data_samples, inputs.device)
+        feat, proj = self.image_features(inputs, data_samples)
+        out = self.head([feat, proj])
+        losses = self._id_triplet_losses(out, labels)
+        v = out['feats'][1]
+        text, ids = self.batch_text_features(labels)
+        w = self.loss_weights
+        losses['loss_supcon_t2i'] = w['supcon_t2i'] * self.prompt_loss(
+            text, v, ids, labels)
+        if self.align_loss is not None:
+            losses['loss_align'] = w['align'] * self.align_loss(
+                v, text, labels, mods)
+        return losses

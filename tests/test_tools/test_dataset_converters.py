@@ -1,0 +1,195 @@
+# Copyright (c) mmvireid contributors. All rights reserved.
+"""prepare_sysu.py, check_regdb.py, check_llcm.py on toy datasets."""
+import importlib.util
+import os
+import os.path as osp
+import shutil
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONVERTERS = osp.join(REPO_ROOT, 'tools', 'dataset_converters')
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(
+        name, osp.join(CONVERTERS, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+prepare_sysu = _load('prepare_sysu')
+check_regdb = _load('check_regdb')
+check_llcm = _load('check_llcm')
+
+
+def _make(layout, root, **kwargs):
+    sys.path.insert(0, CONVERTERS)
+    try:
+        from make_toy_vireid import make_toy_dataset
+    finally:
+        sys.path.pop(0)
+    make_toy_dataset(layout, str(root), seed=1, verbose=False, **kwargs)
+    return str(root)
+
+
+@pytest.fixture(scope='module')
+def small_sysu(tmp_path_factory):
+    return _make(
+        'sysu',
+        tmp_path_factory.mktemp('c') / 'sysu',
+        num_ids=8,
+        imgs_per_cam=2)
+
+
+def _first_line_ids(path):
+    return sorted('%04d' % int(t)
+                  for t in open(path).read().splitlines()[0].split(',')
+                  if t.strip())
+
+
+def reference_sysu_cache(root):
+    """pre_process_sysu.py's listing, labels and resizing, re-written."""
+    ids = _first_line_ids(osp.join(root, 'exp', 'train_id.txt')) + \
+        _first_line_ids(osp.join(root, 'exp', 'val_id.txt'))
+    files = dict(vis=[], ir=[])
+    for pid in sorted(ids):
+        for mod, cams in (('vis', ('cam1', 'cam2', 'cam4', 'cam5')),
+                          ('ir', ('cam3', 'cam6'))):
+            for cam in cams:
+                folder = osp.join(root, cam, pid)
+                if osp.isdir(folder):
+                    files[mod] += sorted(folder + '/' + f
+                                         for f in os.listdir(folder))
+    pid2label = {
+        pid: label
+        for label, pid in enumerate(
+            sorted({int(p[-13:-9])
+                    for p in files['ir']}))
+    }
+    out = {}
+    for mod, paths in files.items():
+        imgs = [
+            np.array(Image.open(p).resize((144, 288), Image.LANCZOS))
+            for p in paths
+        ]
+        out[mod] = (np.array(imgs),
+                    np.array([pid2label[int(p[-13:-9])] for p in paths]))
+    return out, len(set(ids))
+
+
+def test_prepare_sysu_counts_and_npy_cache(small_sysu, tmp_path, capsys):
+    out_dir = tmp_path / 'npy'
+    assert prepare_sysu.main([small_sysu, '--npy', '--out-dir',
+                              str(out_dir)]) == 0
+    printed = capsys.readouterr().out
+    ref, num_train_ids = reference_sysu_cache(small_sysu)
+    n_vis, n_ir = len(ref['vis'][1]), len(ref['ir'][1])
+    assert (f'train    : {num_train_ids} ids; visible {n_vis} images'
+            in printed)
+    assert f'infrared {n_ir} images' in printed
+    assert 'not compared with the official statistics' in printed
+    for mod, (img_name, label_name) in prepare_sysu.NPY_NAMES.items():
+        imgs = np.load(out_dir / img_name)
+        labels = np.load(out_dir / label_name)
+        assert imgs.dtype == np.uint8 and imgs.shape[1:] == (288, 144, 3)
+        np.testing.assert_array_equal(imgs, ref[mod][0])
+        np.testing.assert_array_equal(labels, ref[mod][1])
+    # the cache is never overwritten silently
+    assert prepare_sysu.main([small_sysu, '--npy', '--out-dir',
+                              str(out_dir)]) == 1
+    assert '--overwrite' in capsys.readouterr().err
+
+
+def test_prepare_sysu_query_and_gallery_counts(small_sysu):
+    stats = prepare_sysu.collect_stats(small_sysu)
+    test_ids = _first_line_ids(osp.join(small_sysu, 'exp', 'test_id.txt'))
+    n_query, folders = 0, dict(all=0, indoor=0)
+    for pid in test_ids:
+        for cam in (3, 6):
+            folder = osp.join(small_sysu, f'cam{cam}', pid)
+            n_query += len(os.listdir(folder)) if osp.isdir(folder) else 0
+        for mode, cams in (('all', (1, 2, 4, 5)), ('indoor', (1, 2))):
+            folders[mode] += sum(
+                osp.isdir(osp.join(small_sysu, f'cam{c}', pid)) for c in cams)
+    assert stats['query']['images'] == n_query
+    assert stats['gallery_all']['folders'] == folders['all']
+    assert stats['gallery_indoor']['folders'] == folders['indoor']
+    mismatches = prepare_sysu.official_mismatches(stats)
+    assert any(
+        m.startswith('train_ids: ') and m.endswith('release: 395)')
+        for m in mismatches)
+
+
+def test_prepare_sysu_reports_everything_missing(small_sysu, tmp_path, capsys):
+    broken = tmp_path / 'broken'
+    shutil.copytree(small_sysu, broken)
+    shutil.rmtree(broken / 'cam2')
+    os.remove(broken / 'exp' / 'val_id.txt')
+    assert prepare_sysu.main([str(broken)]) == 1
+    out = capsys.readouterr().out
+    assert f'  - {broken}/cam2/' in out
+    assert f'  - {broken}/exp/val_id.txt' in out
+    assert 'cam1/' not in out.split('Expected layout')[0]
+    assert 'Expected layout:' in out and 'test_id.txt' in out
+
+
+def test_check_regdb(tmp_path, capsys):
+    root = _make('regdb', tmp_path / 'regdb', num_ids=6, imgs_per_cam=2)
+    assert check_regdb.main([root, '--trials', '1', '3']) == 0
+    out = capsys.readouterr().out
+    for trial in (1, 3):
+        counts = []
+        for split in ('train', 'test'):
+            for name in ('visible', 'thermal'):
+                lines = open(
+                    osp.join(root, 'idx',
+                             f'{split}_{name}_{trial}.txt')).read().split()
+                counts.append(len(lines) // 2)
+        line = [
+            ln for ln in out.splitlines()
+            if ln.startswith(f'split {trial:>2}:')
+        ][0]
+        for n in counts:
+            assert f' {n} (' in line
+    # a listed image that is gone, and a missing index file
+    first = open(osp.join(root, 'idx',
+                          'train_visible_1.txt')).readline().split()[0]
+    os.remove(osp.join(root, first))
+    assert check_regdb.main([root, '--trials', '1']) == 1
+    captured = capsys.readouterr()
+    assert f'missing image: {osp.join(root, first)}' in captured.out
+    assert '1 listed image(s) do not exist' in captured.err
+    os.remove(osp.join(root, 'idx', 'test_thermal_2.txt'))
+    assert check_regdb.main([root]) == 1
+    out = capsys.readouterr().out
+    assert 'test_thermal_2.txt' in out and 'Expected layout' in out
+    assert check_regdb.main([root, '--trials', '11']) == 1
+
+
+def test_check_llcm(tmp_path, capsys):
+    root = _make('llcm', tmp_path / 'llcm', num_ids=8, imgs_per_cam=1)
+    assert check_llcm.main([root]) == 0
+    out = capsys.readouterr().out
+    n_vis = len(open(osp.join(root, 'idx', 'train_vis.txt')).readlines())
+    n_nir = len(open(osp.join(root, 'idx', 'train_nir.txt')).readlines())
+    assert f'train : visible {n_vis} images' in out
+    assert f'near-infrared {n_nir} images' in out
+    n_test_vis = sum(
+        len(fs) for _, _, fs in os.walk(osp.join(root, 'test_vis')))
+    assert f'test  : visible {n_test_vis} images' in out
+    stats = check_llcm.collect_stats(root)
+    # ir2vis queries are every NIR test image
+    n_test_nir = sum(
+        len(fs) for _, _, fs in os.walk(osp.join(root, 'test_nir')))
+    assert stats['ir2vis']['query'] == n_test_nir
+    shutil.rmtree(osp.join(root, 'test_nir'))
+    os.remove(osp.join(root, 'idx', 'test_id.txt'))
+    assert check_llcm.main([root]) == 1
+    out = capsys.readouterr().out
+    assert 'test_nir/' in out and 'idx/test_id.txt' in out
+    assert 'Expected layout' in out

@@ -1,0 +1,117 @@
+# Copyright (c) mmvireid contributors. All rights reserved.
+"""Check an LLCM copy: layout, index files, images, counts.
+
+    python tools/dataset_converters/check_llcm.py data/llcm
+
+Every missing folder and index file is reported at once with the expected
+layout (exit status 1). The splits are then read by
+:class:`mmvireid.datasets.LLCMDataset` (the selection training and testing
+use): training images and identities per modality (every listed image is
+checked to exist), the test identities and images per modality, and the
+query / gallery sizes of both directions for trial 0. LLCM needs no
+conversion: the datasets read the index files and folders as they are.
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import Dict, List
+
+REQUIRED_DIRS = ('train_vis', 'train_nir', 'test_vis', 'test_nir', 'idx')
+REQUIRED_FILES = ('idx/train_vis.txt', 'idx/train_nir.txt', 'idx/test_id.txt')
+
+
+def check_layout(data_root: str) -> List[str]:
+    """Every missing folder / file (empty when complete)."""
+    if not osp.isdir(data_root):
+        return [f'{data_root}/ (the data root itself)']
+    missing = [
+        f'{osp.join(data_root, d)}/' for d in REQUIRED_DIRS
+        if not osp.isdir(osp.join(data_root, d))
+    ]
+    missing += [
+        osp.join(data_root, f) for f in REQUIRED_FILES
+        if not osp.isfile(osp.join(data_root, f))
+    ]
+    return missing
+
+
+def _count(items: List[dict], mod: str) -> Dict[str, int]:
+    sel = [d for d in items if d['modality'] == mod]
+    return dict(images=len(sel), ids=len({d['gt_label'] for d in sel}))
+
+
+def collect_stats(data_root: str) -> dict:
+    """Counts of the training and test splits, and of trial 0's query /
+    gallery in both directions."""
+    from mmvireid.datasets import LLCMDataset
+
+    def items(**kwargs) -> List[dict]:
+        return LLCMDataset(
+            data_root, pipeline=[], serialize_data=False,
+            **kwargs).get_data_list()
+
+    train = items(split='train')
+    test = items(split='test')
+    stats = dict(
+        train={m: _count(train, m)
+               for m in ('vis', 'ir')},
+        test={m: _count(test, m)
+              for m in ('vis', 'ir')},
+        missing_files=[
+            d['img_path'] for d in train if not osp.isfile(d['img_path'])
+        ])
+    for mod, name in (('ir', 'ir2vis'), ('vis', 'vis2ir')):
+        q = items(split='query', modality=mod)
+        g = items(split='gallery', modality=mod)
+        stats[name] = dict(query=len(q), gallery=len(g))
+    return stats
+
+
+def print_stats(stats: dict) -> None:
+    for split in ('train', 'test'):
+        s = stats[split]
+        print(f'{split:<6}: visible {s["vis"]["images"]} images '
+              f'({s["vis"]["ids"]} ids), near-infrared {s["ir"]["images"]} '
+              f'images ({s["ir"]["ids"]} ids)')
+    for name in ('ir2vis', 'vis2ir'):
+        s = stats[name]
+        print(f'{name}: {s["query"]} queries, {s["gallery"]} gallery images '
+              'per trial (one per (id, camera) folder)')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Check an LLCM copy')
+    parser.add_argument('data_root', help='LLCM root')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    from mmvireid.datasets.llcm import LLCM_LAYOUT
+    args = parse_args(argv)
+    missing = check_layout(args.data_root)
+    if missing:
+        print(f'LLCM at "{args.data_root}" is incomplete; missing:')
+        for path in missing:
+            print(f'  - {path}')
+        print(f'Expected layout:\n{LLCM_LAYOUT}')
+        return 1
+    try:
+        stats = collect_stats(args.data_root)
+    except (FileNotFoundError, ValueError) as e:
+        print(f'ERROR: {e}', file=sys.stderr)
+        return 1
+    print(f'LLCM at "{args.data_root}": layout complete')
+    print_stats(stats)
+    if stats['missing_files']:
+        for path in stats['missing_files'][:5]:
+            print(f'  missing image: {path}')
+        print(
+            f'ERROR: {len(stats["missing_files"])} training image(s) '
+            'listed in idx/ do not exist',
+            file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
