@@ -275,10 +275,11 @@ def check_cfg_options(cfg, options) -> None:
                 if index >= len(node):
                     break
                 node = node[index]
-            elif isinstance(node, dict):
+            elif hasattr(node, 'keys'):  # dict, ConfigDict or Config
                 if part not in node:
                     close = difflib.get_close_matches(
-                        part, [str(k) for k in node], n=1, cutoff=0.85)
+                        part, [str(k) for k in node.keys()], n=1,
+                        cutoff=0.85)
                     if close:
                         where = '.'.join(walked + [close[0]])
                         raise UserInputError(

@@ -371,8 +371,9 @@ def test_resume_from_checkpoint_with_other_shapes_names_the_keys(
                           '--work-dir', str(work_dir), '--resume')
     assert code == 1
     assert error_of(err) == (
-        f'ERROR: Checkpoint "{ckpt}" does not fit the model: 2 tensor(s) '
+        f'ERROR: Checkpoint "{ckpt}" does not fit the model: 3 tensor(s) '
         'have another shape:\n'
+        '  prompt_learner.cls_ctx: checkpoint (5, 4, 64), model (8, 4, 64)\n'
         '  head.classifiers.0.weight: checkpoint (5, 64), model (8, 64)\n'
         '  head.classifiers.1.weight: checkpoint (5, 64), model (8, 64)\n'
         'Resume with the config this checkpoint was trained with (same '
