@@ -4,14 +4,14 @@ import logging
 import os.path as osp
 import re
 import sys
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from mmengine.config import ConfigDict
 from mmengine.logging import print_log
 
 __all__ = [
-    'preflight_datasets', 'preflight_config', 'check_cfg_options',
-    'apply_amp', 'check_resume_checkpoint', 'check_auto_resume',
+    'preflight_datasets', 'preflight_config', 'check_cfg_options', 'apply_amp',
+    'check_resume_checkpoint', 'check_auto_resume',
     'disable_persistent_workers', 'setup_cpu_distributed', 'explain_error',
     'run_or_explain', 'UserInputError', 'closest_names'
 ]
@@ -42,18 +42,22 @@ def apply_amp(cfg) -> None:
         stages = [ow]
     for stage_cfg in stages:
         if stage_cfg.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-            print_log('AMP training is already enabled in your config.',
-                      logger='current')
+            print_log(
+                'AMP training is already enabled in your config.',
+                logger='current')
             continue
         stage_cfg['type'] = 'AmpOptimWrapper'
         stage_cfg.setdefault('loss_scale', 'dynamic')
 
 
-def _dataset_configs(cfg):
-    """``(where, dataset config)`` of the train/val/test loaders, each
-    distinct config once (test_dataloader often repeats val_dataloader)."""
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def _dataset_configs(cfg, loaders=LOADERS):
+    """``(where, dataset config)`` of the given loaders, each distinct
+    config once (test_dataloader often repeats val_dataloader)."""
     seen = []
-    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+    for name in loaders:
         loader = cfg.get(name)
         if not isinstance(loader, (dict, ConfigDict)):
             continue
@@ -64,7 +68,9 @@ def _dataset_configs(cfg):
         yield f'{name}.dataset', dataset
 
 
-def preflight_datasets(cfg, check_files: bool = True) -> None:
+def preflight_datasets(cfg,
+                       check_files: bool = True,
+                       loaders: Sequence[str] = LOADERS) -> None:
     """Fail within seconds on a missing or broken dataset.
 
     Building a Runner first builds the model (seconds to minutes for real
@@ -84,6 +90,14 @@ def preflight_datasets(cfg, check_files: bool = True) -> None:
       ``CrossModalIdentitySampler`` names identities with images in only
       one modality).
 
+    Args:
+        cfg (Config): The merged config.
+        check_files (bool): Check that every listed image exists.
+            Defaults to True.
+        loaders (Sequence[str]): The loaders whose datasets are checked
+            (``tools/test.py`` needs only ``('test_dataloader', )``).
+            Defaults to the train, val and test loaders.
+
     Raises:
         UserInputError: With a message naming the dataset and the file at
             fault.
@@ -91,7 +105,7 @@ def preflight_datasets(cfg, check_files: bool = True) -> None:
     import copy
 
     from mmvireid.registry import DATASETS
-    for where, dataset_cfg in _dataset_configs(cfg):
+    for where, dataset_cfg in _dataset_configs(cfg, loaders):
         root = dataset_cfg.get('data_root')
         if root is None:
             continue  # e.g. a dataset wrapper: built by the Runner as is
@@ -187,16 +201,26 @@ def _registered_names(registry, with_scopes: bool = False):
 
 
 def closest_names(name: str, candidates, n: int = 3):
-    """Up to ``n`` of ``candidates`` closest to ``name`` (a case-insensitive
-    equal name first), for "did you mean" hints."""
+    """Up to ``n`` of ``candidates`` closest to ``name``, for "did you mean"
+    hints: a case-insensitive equal name first, then the names within 0.1
+    of the best similarity (at least 0.6). A scoped name (``scope.Name``)
+    is compared with the names of the same scope, without the scope."""
     import difflib
-    candidates = sorted(set(candidates))
-    exact = [c for c in candidates if c.lower() == name.lower()]
-    lowered = {c.lower(): c for c in candidates}
-    close = difflib.get_close_matches(
-        name.lower(), list(lowered), n=n, cutoff=0.6)
-    out = exact + [lowered[c] for c in close if lowered[c] not in exact]
-    return out[:n]
+    scope, _, bare = name.rpartition('.')
+    pool = {}
+    for cand in set(candidates):
+        cand_scope, _, cand_bare = cand.rpartition('.')
+        if cand_scope == scope:
+            pool[cand] = cand_bare
+    exact = sorted(c for c, b in pool.items() if b.lower() == bare.lower())
+    scored = sorted(
+        ((difflib.SequenceMatcher(None, bare.lower(), b.lower()).ratio(), c)
+         for c, b in pool.items() if c not in exact),
+        key=lambda item: (-item[0], item[1]))
+    scored = [(r, c) for r, c in scored if r >= 0.6]
+    close = [c for r, c in scored if r >= scored[0][0] - 0.1] if scored \
+        else []
+    return (exact + close)[:n]
 
 
 def _did_you_mean(names) -> str:
@@ -241,8 +265,8 @@ def preflight_config(cfg) -> None:
                         registry, with_scopes='.' in type_name)
                 raise UserInputError(
                     f'{where}.type: unknown component type "{type_name}"; '
-                    'it is not registered in any mmvireid/MMEngine registry.'
-                    + _did_you_mean(closest_names(type_name, candidates)))
+                    'it is not registered in any mmvireid/MMEngine registry.' +
+                    _did_you_mean(closest_names(type_name, candidates)))
             for key, value in node.items():
                 walk(value, f'{where}.{key}' if where else str(key))
         elif isinstance(node, (list, tuple)):
@@ -278,8 +302,7 @@ def check_cfg_options(cfg, options) -> None:
             elif hasattr(node, 'keys'):  # dict, ConfigDict or Config
                 if part not in node:
                     close = difflib.get_close_matches(
-                        part, [str(k) for k in node.keys()], n=1,
-                        cutoff=0.85)
+                        part, [str(k) for k in node.keys()], n=1, cutoff=0.85)
                     if close:
                         where = '.'.join(walked + [close[0]])
                         raise UserInputError(
@@ -429,8 +452,9 @@ def _init_arguments(cls):
             params = inspect.signature(init).parameters.values()
         except (TypeError, ValueError):
             return None
-        names.update(p.name for p in params
-                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        names.update(
+            p.name for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
         if not any(p.kind == p.VAR_KEYWORD for p in params):
             names.discard('self')
             return names
@@ -451,8 +475,8 @@ def explain_error(error: BaseException) -> Optional[str]:
     if isinstance(error, UserInputError):
         return str(error)
     if isinstance(error, FileNotFoundError):
-        return error.args[0] if error.args and isinstance(
-            error.args[0], str) else str(error)
+        return error.args[0] if error.args and isinstance(error.args[0],
+                                                          str) else str(error)
     if isinstance(error, (UnsafeCheckpointError, CorruptCheckpointError,
                           CorruptImageError)):
         return str(error)
@@ -462,8 +486,8 @@ def explain_error(error: BaseException) -> Optional[str]:
         match = _UNREGISTERED.search(text)
         if match:
             type_name = match.group('type').strip('`\'"')
-            registry = _registry_of(match.group('scope'),
-                                    match.group('registry'))
+            registry = _registry_of(
+                match.group('scope'), match.group('registry'))
             names = [] if registry is None else closest_names(
                 type_name,
                 _registered_names(registry, with_scopes='.' in type_name))
@@ -487,8 +511,9 @@ def explain_error(error: BaseException) -> Optional[str]:
             hint = _did_you_mean(closest_names(key, accepted or ()))
             known = '' if not accepted else \
                 f' It accepts: {", ".join(sorted(accepted))}.'
-            return (f'{match.group("cls")} got an unknown config key "{key}".'
-                    + hint + known)
+            return (
+                f'{match.group("cls")} got an unknown config key "{key}".' +
+                hint + known)
     return None
 
 

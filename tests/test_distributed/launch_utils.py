@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO_ROOT = osp.dirname(osp.dirname(HERE))
@@ -68,18 +68,24 @@ def train_cmd(config: str, work_dir: str, *args: str) -> List[str]:
     return [sys.executable, TRAIN, config, '--work-dir', work_dir, *args]
 
 
-def dist_train_cmd(config: str, work_dir: str, nproc: int,
-                   *args: str) -> List[str]:
+def dist_train_cmd(config: str, work_dir: str, nproc: int, *args:
+                   str) -> List[str]:
     """``tools/dist_train.sh CONFIG NPROC --work-dir ...`` (torchrun)."""
-    return ['bash', DIST_TRAIN, config, str(nproc), '--work-dir', work_dir,
-            *args]
+    return [
+        'bash', DIST_TRAIN, config,
+        str(nproc), '--work-dir', work_dir, *args
+    ]
 
 
 def start(cmd: List[str], env: Dict[str, str], log: str) -> subprocess.Popen:
     """Start ``cmd`` with stdout and stderr going to ``log``."""
     with open(log, 'w') as f:
         return subprocess.Popen(
-            cmd, env=env, cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT,
+            cmd,
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=f,
+            stderr=subprocess.STDOUT,
             start_new_session=True)
 
 
@@ -88,7 +94,8 @@ def _tail(log: str, n: int = 40) -> str:
         return ''.join(f.readlines()[-n:])
 
 
-def wait_ok(proc: subprocess.Popen, log: str,
+def wait_ok(proc: subprocess.Popen,
+            log: str,
             timeout: float = TIMEOUT) -> None:
     """Wait for ``proc``; fail with the end of its log unless it exits 0."""
     try:
@@ -100,8 +107,11 @@ def wait_ok(proc: subprocess.Popen, log: str,
     assert rc == 0, f'exit code {rc}:\n{_tail(log)}'
 
 
-def run_until_paused(cmd: List[str], env: Dict[str, str], probe_dir: str,
-                     log: str, timeout: float = TIMEOUT) -> int:
+def run_until_paused(cmd: List[str],
+                     env: Dict[str, str],
+                     probe_dir: str,
+                     log: str,
+                     timeout: float = TIMEOUT) -> int:
     """Run ``cmd`` until the probe reports it paused, then ``kill -9`` it.
 
     Returns:
@@ -137,18 +147,3 @@ def write_config(path: str, text: str) -> str:
     with open(path, 'w') as f:
         f.write(text)
     return path
-
-
-def cpu_seconds_of_children() -> float:
-    """User + system CPU seconds of all waited-for child processes."""
-    import resource
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def losses_by_iter(records: List[dict]) -> Dict[int, dict]:
-    return {r['iter']: r for r in records}
-
-
-def first(items, default=None) -> Optional[object]:
-    return next(iter(items), default)

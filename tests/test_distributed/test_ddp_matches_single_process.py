@@ -53,10 +53,9 @@ import os.path as osp
 import pytest
 import torch
 import torch.distributed as dist
-
 from launch_utils import (REPO_ROOT, child_env, dist_train_cmd, free_port,
-                          make_toy_data, read_jsonl, start, train_cmd,
-                          wait_ok, write_config)
+                          make_toy_data, read_jsonl, start, train_cmd, wait_ok,
+                          write_config)
 
 pytestmark = pytest.mark.skipif(
     not dist.is_available() or not dist.is_gloo_available(),
@@ -150,13 +149,15 @@ optim_wrapper = dict(
 METHODS = dict(
     clip_vireid=dict(
         template=CLIP_VIREID,
-        stages=dict(prompt=('prompt_learner.', ),
-                    finetune=('image_encoder.', 'head.'))),
+        stages=dict(
+            prompt=('prompt_learner.', ),
+            finetune=('image_encoder.', 'head.'))),
     csdn=dict(
         template=CSDN,
-        stages=dict(prompt=('prompt_learner_vis.', 'prompt_learner_ir.'),
-                    fusion=('fusion.', ),
-                    finetune=('image_encoder.', 'head.'))))
+        stages=dict(
+            prompt=('prompt_learner_vis.', 'prompt_learner_ir.'),
+            fusion=('fusion.', ),
+            finetune=('image_encoder.', 'head.'))))
 
 
 def _config(method: str, world: int, data_root: str, path: str) -> str:
@@ -241,8 +242,10 @@ def test_each_stage_trains_its_modules_only(runs):
         }
         trained = [k for k in moved if k.startswith(modules)]
         assert max(moved[k] for k in trained) > 1e-3, stage
-        frozen = [k for k in moved if not k.startswith(modules)
-                  and k != 'class_text_feats' and moved[k] != 0]
+        frozen = [
+            k for k in moved if not k.startswith(modules)
+            and k != 'class_text_feats' and moved[k] != 0
+        ]
         assert not frozen, f'stage "{stage}" moved {frozen[:10]}'
         before = after
 
@@ -295,14 +298,14 @@ def test_losses_equal_single_process(runs):
     assert ref and len(rank0) == len(rank1) == len(ref)
     assert [r['stage'] for r in ref][-1] == 'finetune'
     for a, b, want in zip(rank0, rank1, ref):
-        assert (a['epoch'], a['iter'], a['stage']) == (
-            want['epoch'], want['iter'], want['stage'])
+        assert (a['epoch'], a['iter'],
+                a['stage']) == (want['epoch'], want['iter'], want['stage'])
         for key, value in want['losses'].items():
             if not key.startswith('loss'):
                 continue
             mean = (a['losses'][key] + b['losses'][key]) / 2
-            assert mean == pytest.approx(value, rel=1e-5, abs=1e-6), (
-                a['iter'], key)
+            assert mean == pytest.approx(
+                value, rel=1e-5, abs=1e-6), (a['iter'], key)
     # the ranks really saw different halves of each image batch
     finetune = [(a['losses']['loss'], b['losses']['loss'])
                 for a, b in zip(rank0, rank1) if a['stage'] == 'finetune']
@@ -317,7 +320,10 @@ def test_parameters_equal_single_process(runs):
         for key, value in want.items():
             if value.is_floating_point():
                 torch.testing.assert_close(
-                    got[key], value, rtol=1e-5, atol=1e-5,
+                    got[key],
+                    value,
+                    rtol=1e-5,
+                    atol=1e-5,
                     msg=lambda m, k=key, t=tag: f'{t} {k}: {m}')
             else:
                 assert torch.equal(got[key], value), (tag, key)

@@ -131,8 +131,10 @@ class TrainProbeHook(Hook):
             epoch=runner.epoch,
             iter=runner.iter,
             stage=_unwrap(runner.model).current_stage,
-            losses={k: float(torch.as_tensor(v).detach())
-                    for k, v in (outputs or {}).items()})
+            losses={
+                k: float(torch.as_tensor(v).detach())
+                for k, v in (outputs or {}).items()
+            })
         self._append('losses', record)
         if self.pause_at_iter is not None and \
                 runner.iter + 1 == self.pause_at_iter:
@@ -146,9 +148,12 @@ class TrainProbeHook(Hook):
     def after_val_epoch(self, runner, metrics=None) -> None:
         self._append(
             'metrics',
-            dict(epoch=runner.epoch,
-                 metrics={k: float(v)
-                          for k, v in (metrics or {}).items()}))
+            dict(
+                epoch=runner.epoch,
+                metrics={
+                    k: float(v)
+                    for k, v in (metrics or {}).items()
+                }))
 
 
 @MODELS.register_module(force=True)
@@ -194,8 +199,7 @@ def _global_batch_norm(self, x):
     with torch.no_grad():
         momentum = self.momentum
         self.running_mean.mul_(1 - momentum).add_(momentum * mean)
-        self.running_var.mul_(1 - momentum).add_(momentum * var * n /
-                                                 (n - 1))
+        self.running_var.mul_(1 - momentum).add_(momentum * var * n / (n - 1))
         self.num_batches_tracked.add_(1)
     out = (x - mean) / torch.sqrt(var + self.eps)
     return out * self.weight + self.bias

@@ -97,9 +97,8 @@ def error_of(err: str) -> str:
 def test_missing_dataset_root(tmp_path, monkeypatch, capsys):
     root = str(tmp_path / 'no_such_dataset')
     work_dir = str(tmp_path / 'work')
-    code, err = run_train(monkeypatch, capsys,
-                          write_config(tmp_path, root), '--work-dir',
-                          work_dir)
+    code, err = run_train(monkeypatch, capsys, write_config(tmp_path, root),
+                          '--work-dir', work_dir)
     assert code == 1
     msg = error_of(err)
     assert msg.startswith(
@@ -110,8 +109,7 @@ def test_missing_dataset_root(tmp_path, monkeypatch, capsys):
     assert not osp.exists(work_dir)
 
 
-def test_dataset_root_without_split_files(toy, tmp_path, monkeypatch,
-                                          capsys):
+def test_dataset_root_without_split_files(toy, tmp_path, monkeypatch, capsys):
     shutil.rmtree(osp.join(toy, 'exp'))
     work_dir = str(tmp_path / 'work')
     code, err = run_train(monkeypatch, capsys, write_config(tmp_path, toy),
@@ -138,8 +136,7 @@ def test_malformed_identity_list(toy, tmp_path, monkeypatch, capsys):
     assert not osp.exists(work_dir)
 
 
-def test_index_file_referencing_absent_images(tmp_path, monkeypatch,
-                                              capsys):
+def test_index_file_referencing_absent_images(tmp_path, monkeypatch, capsys):
     """RegDB-style index files list image paths; two are not on disk."""
     sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'dataset_converters'))
     try:
@@ -165,8 +162,7 @@ test_dataloader = dict(dataset=dict(data_root=data_root))
     work_dir = str(tmp_path / 'work')
     code, err = run_train(monkeypatch, capsys, cfg, '--work-dir', work_dir)
     assert code == 1
-    missing = '\n'.join(
-        f'  {root}/{line.split(" ")[0]}' for line in lines[:2])
+    missing = '\n'.join(f'  {root}/{line.split(" ")[0]}' for line in lines[:2])
     msg = error_of(err)
     assert msg.startswith(
         f'ERROR: train_dataloader.dataset (RegDBDataset, data_root '
@@ -178,8 +174,7 @@ test_dataloader = dict(dataset=dict(data_root=data_root))
     assert not osp.exists(work_dir)
 
 
-def test_identity_with_visible_images_only(toy, tmp_path, monkeypatch,
-                                           capsys):
+def test_identity_with_visible_images_only(toy, tmp_path, monkeypatch, capsys):
     for cam in ('cam3', 'cam6'):
         shutil.rmtree(osp.join(toy, cam, '0002'))
     work_dir = str(tmp_path / 'work')
@@ -241,6 +236,7 @@ def test_descriptions_missing_for_some_images(toy, tmp_path, monkeypatch,
 
 def test_truncated_image_is_named(toy, tmp_path, monkeypatch, capsys):
     from mmvireid.datasets import SYSUMM01Dataset
+
     # the first image the feature cache decodes
     image = SYSUMM01Dataset(toy, split='train').get_data_info(0)['img_path']
     with open(image, 'rb') as f:
@@ -273,8 +269,7 @@ def test_unknown_component_type_suggests_the_registered_name(
     assert not osp.exists(work_dir)
 
 
-def test_unknown_pipeline_type_in_a_list(toy, tmp_path, monkeypatch,
-                                         capsys):
+def test_unknown_pipeline_type_in_a_list(toy, tmp_path, monkeypatch, capsys):
     cfg = write_config(
         tmp_path, toy, "train_dataloader = dict(dataset=dict("
         "data_root=data_root, pipeline=[dict(type='LoadImageFromFiles')]))")
@@ -325,8 +320,8 @@ def test_resume_pointing_to_nothing(toy, tmp_path, monkeypatch, capsys):
     assert not osp.exists(work_dir)
 
 
-def test_auto_resume_with_dangling_last_checkpoint(toy, tmp_path,
-                                                   monkeypatch, capsys):
+def test_auto_resume_with_dangling_last_checkpoint(toy, tmp_path, monkeypatch,
+                                                   capsys):
     work_dir = tmp_path / 'work'
     work_dir.mkdir()
     target = str(work_dir / 'epoch_2.pth')
@@ -354,8 +349,9 @@ def five_class_checkpoint(tmp_path_factory):
     """A resume-style checkpoint of the toy model with 5 identities."""
     path = str(tmp_path_factory.mktemp('ckpt') / 'epoch_1.pth')
     torch.save(
-        dict(meta=dict(epoch=1, iter=3, seed=1234),
-             state_dict=_toy_model_state('', 5)), path)
+        dict(
+            meta=dict(epoch=1, iter=3, seed=1234),
+            state_dict=_toy_model_state('', 5)), path)
     return path
 
 
@@ -383,11 +379,10 @@ def test_resume_from_checkpoint_with_other_shapes_names_the_keys(
 
 
 def test_load_from_checkpoint_with_other_shapes(toy, tmp_path, monkeypatch,
-                                                capsys,
-                                                five_class_checkpoint):
-    code, err = run_train(monkeypatch, capsys, write_config(tmp_path, toy),
-                          '--work-dir', str(tmp_path / 'work'),
-                          '--cfg-options',
+                                                capsys, five_class_checkpoint):
+    code, err = run_train(monkeypatch, capsys, write_config(tmp_path,
+                                                            toy), '--work-dir',
+                          str(tmp_path / 'work'), '--cfg-options',
                           f'load_from={five_class_checkpoint}')
     assert code == 1
     assert error_of(err).endswith(
@@ -435,17 +430,16 @@ def test_explicit_resume_from_a_truncated_checkpoint(toy, tmp_path,
 class _Evil:
 
     def __reduce__(self):
-        return (os.system, ('echo pwned',))
+        return (os.system, ('echo pwned', ))
 
 
 def test_resume_from_a_code_executing_checkpoint_is_refused(
         toy, tmp_path, monkeypatch, capsys):
     ckpt = str(tmp_path / 'evil.pth')
-    torch.save(dict(meta=dict(epoch=1), state_dict={}, payload=_Evil()),
-               ckpt)
-    code, err = run_train(monkeypatch, capsys, write_config(tmp_path, toy),
-                          '--work-dir', str(tmp_path / 'work'), '--resume',
-                          ckpt)
+    torch.save(dict(meta=dict(epoch=1), state_dict={}, payload=_Evil()), ckpt)
+    code, err = run_train(monkeypatch, capsys, write_config(tmp_path,
+                                                            toy), '--work-dir',
+                          str(tmp_path / 'work'), '--resume', ckpt)
     assert code == 1
     assert error_of(err).startswith(
         f'ERROR: Refusing to load checkpoint {ckpt}: it references objects '

@@ -49,7 +49,8 @@ def _fsync_dir(dirname: str) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str, data: Union[bytes, str],
+def atomic_write(path: str,
+                 data: Union[bytes, str],
                  encoding: str = 'utf-8') -> None:
     """Write ``data`` to ``path`` so that readers never see a partial file.
 
@@ -70,8 +71,9 @@ def atomic_write(path: str, data: Union[bytes, str],
     path = osp.abspath(str(path))
     dirname = osp.dirname(path)
     os.makedirs(dirname, exist_ok=True)
-    tmp = osp.join(dirname, f'.{osp.basename(path)}.{uuid.uuid4().hex[:12]}'
-                   f'{TMP_SUFFIX}')
+    tmp = osp.join(
+        dirname, f'.{osp.basename(path)}.{uuid.uuid4().hex[:12]}'
+        f'{TMP_SUFFIX}')
     # 0o666 filtered by the umask: the permissions open(path, 'wb') would
     # give (tempfile.mkstemp would make checkpoints private to the owner).
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -163,8 +165,9 @@ class AtomicCheckpointHook(CheckpointHook):
     """
 
     def __init__(self, *args, strict_shapes: bool = True, **kwargs) -> None:
-        self._atomic = (kwargs.get('backend_args') is None
-                        and kwargs.get('file_client_args') is None)
+        self._atomic = (
+            kwargs.get('backend_args') is None
+            and kwargs.get('file_client_args') is None)
         if self._atomic:
             kwargs['backend_args'] = dict(backend='atomic_local')
         super().__init__(*args, **kwargs)
@@ -182,7 +185,8 @@ class AtomicCheckpointHook(CheckpointHook):
             for path in remove_stale_temp_files(self.out_dir):
                 print_log(
                     f'Removed {path}, a partial checkpoint of a run killed '
-                    'while saving', logger='current')
+                    'while saving',
+                    logger='current')
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         # Same bookkeeping as mmengine's, but the dropped checkpoint is only
@@ -212,8 +216,8 @@ class AtomicCheckpointHook(CheckpointHook):
             **self.args)
         if not is_main_process():
             return
-        atomic_write(osp.join(runner.work_dir, 'last_checkpoint'),
-                     str(self.last_ckpt))
+        atomic_write(
+            osp.join(runner.work_dir, 'last_checkpoint'), str(self.last_ckpt))
         if dropped is not None and dropped != step:
             path = self.file_backend.join_path(
                 self.out_dir, self.filename_tmpl.format(dropped))

@@ -90,8 +90,10 @@ class IFENeck(BaseModule):
             nn.init.zeros_(self.fc2.bias)
 
     def init_weights(self) -> None:
-        """Run ``init_cfg``, then re-zero the output layer (an ``init_cfg``
-        or a parent's initialiser must not break the identity start)."""
+        """Run ``init_cfg``, then re-zero the output layer if
+        ``zero_init_last`` (an ``init_cfg`` or a parent's initialiser must not
+        break the identity start; set ``zero_init_last=False`` to keep what
+        ``init_cfg`` writes there)."""
         super().init_weights()
         self._zero_last()
 

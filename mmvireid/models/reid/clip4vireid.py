@@ -207,11 +207,11 @@ class CLIP4VIReID(CLIPVIReID):
     def batch_text_features(self, labels: torch.Tensor) -> tuple:
         """Text features of the batch's identities, with gradients.
 
-        Only the ``P`` distinct labels go through the text encoder (a P x K
-        batch of 2PK images needs P text passes, not 2PK, and
-        not C): with the same number of images per identity, SupCon(t2i)
-        over the P unique texts equals the per-sample form of CLIP-ReID,
-        whose duplicated text rows only repeat identical terms.
+        Only the ``P`` distinct labels go through the text encoder: a
+        P x K x 2 batch needs P text passes, not 2PK (one per image) and not
+        C (all identities). With the same number of images per identity,
+        SupCon(t2i) over the P unique texts equals CLIP-ReID's per-sample
+        form, whose duplicated text rows only repeat identical terms.
 
         Returns:
             tuple[Tensor, Tensor]: ``T_B [P, D]`` and the sorted identities
