@@ -63,12 +63,12 @@ test_dataloader = val_dataloader
 
 train_cfg = dict(
     stages=[
-        dict(name='prompt', epochs=5, validate=False,
+        dict(name='prompt', epochs=10, validate=False,
              feature_cache=dict(pipeline=test_pipeline, batch_size=64,
                                 extract_batch_size=64, num_workers=0)),
-        dict(name='finetune', epochs=35),
+        dict(name='finetune', epochs=24),
     ],
-    val_interval=10)
+    val_interval=6)
 optim_wrapper = dict(
     prompt=dict(optimizer=dict(type='Adam', lr=3e-3, weight_decay=1e-4)),
     finetune=dict(
@@ -79,14 +79,14 @@ optim_wrapper = dict(
             _delete_=True,
             custom_keys={'head.classifiers': dict(lr_mult=2.0)})))
 param_scheduler = dict(
-    prompt=[dict(type='TimmCosineLR', t_initial=5, lr_min=1e-5, warmup_t=1,
+    prompt=[dict(type='TimmCosineLR', t_initial=10, lr_min=1e-5, warmup_t=2,
                  warmup_lr_init=3e-4, t_offset=0)],
     finetune=[
         dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0,
              end=3),
-        dict(type='MultiStepLR', milestones=[28], gamma=0.1, by_epoch=True,
-             begin=0, end=35),
+        dict(type='MultiStepLR', milestones=[18], gamma=0.1, by_epoch=True,
+             begin=0, end=24),
     ])
 default_hooks = dict(
     logger=dict(interval=19),
-    checkpoint=dict(interval=10, max_keep_ckpts=1))
+    checkpoint=dict(interval=6, max_keep_ckpts=1))

@@ -161,21 +161,6 @@ class CLIP4VIReID(CLIPVIReID):
                 'for the tsg stage in train_cfg.stages')
         return self.loss_prompt(inputs, data_samples)
 
-    def _id_triplet_losses(self, out: dict,
-                           labels: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """ID (on every branch's logits) + triplet (on every branch's
-        feature before BN) over both modalities, plus the ID accuracy."""
-        w = self.loss_weights
-        losses = dict(
-            loss_id=w['id'] *
-            sum(self.id_loss(logit, labels) for logit in out['logits']),
-            loss_triplet=w['triplet'] *
-            sum(self.triplet_loss(f, labels) for f in out['feats']))
-        with torch.no_grad():
-            losses['acc'] = (
-                out['logits'][0].argmax(1) == labels).float().mean()
-        return losses
-
     def _i2t(self, feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """i2t CE against the frozen ``T``; 0 for an empty selection (a batch
         without one modality) instead of the NaN of an empty mean."""

@@ -175,15 +175,27 @@ class CLIPVIReID(BaseStagedReID):
         labels = self.labels_of(data_samples)
         feat, proj = self.image_features(inputs, data_samples)
         out = self.head([feat, proj])
+        losses = self._id_triplet_losses(out, labels)
+        losses['loss_i2t'] = self.loss_weights['i2t'] * self.i2t_loss(
+            out['feats'][1], self.class_text_feats, labels)
+        return losses
+
+    def _id_triplet_losses(self, out: dict,
+                           labels: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """ID (on every branch's logits) + triplet (on every branch's
+        feature before BN) over both modalities, plus the ID accuracy.
+
+        Args:
+            out (dict): :class:`BNNeckHead` output.
+            labels (Tensor): ``[B]`` train labels.
+        """
         w = self.loss_weights
         losses = dict(
-            loss_id=w['id'] * sum(
-                self.id_loss(logit, labels) for logit in out['logits']),
-            loss_triplet=w['triplet'] * sum(
-                self.triplet_loss(f, labels) for f in out['feats']),
-            loss_i2t=w['i2t'] * self.i2t_loss(
-                out['feats'][1], self.class_text_feats, labels))
+            loss_id=w['id'] *
+            sum(self.id_loss(logit, labels) for logit in out['logits']),
+            loss_triplet=w['triplet'] *
+            sum(self.triplet_loss(f, labels) for f in out['feats']))
         with torch.no_grad():
-            losses['acc'] = (out['logits'][0].argmax(1) == labels).float(
-            ).mean()
+            losses['acc'] = (
+                out['logits'][0].argmax(1) == labels).float().mean()
         return losses
