@@ -215,14 +215,25 @@ def test_example_vit_b16_swaps_the_backbone(monkeypatch, skip_random_init):
     assert [fc.in_features for fc in model.head.classifiers] == [768, 512]
 
 
-def test_example_rn_toy_swaps_the_backbone(monkeypatch):
-    _, model = load_and_build('configs/examples/clip_vireid_rn_toy.py',
-                              monkeypatch)
+def test_toy_is_a_tiny_resnet(monkeypatch):
+    _, model = load_and_build('configs/clip_vireid_toy.py', monkeypatch)
     enc = model.image_encoder
     assert enc.arch_type == 'resnet'
-    # width 16 -> layer4 has 32 * 16 channels; stride 1 -> 128/16 x 64/16
-    feat, proj = enc(torch.randn(2, 3, 128, 64))
-    assert feat.shape == (2, 512, 8, 4)
+    # width 8 -> layer4 has 32 * 8 channels; stride 1 -> 64/16 x 32/16
+    feat, proj = enc(torch.randn(2, 3, 64, 32))
+    assert feat.shape == (2, 256, 4, 2)
+    assert proj.shape == (2, 64)
+
+
+def test_example_vit_toy_swaps_the_backbone(monkeypatch):
+    _, model = load_and_build('configs/examples/clip_vireid_vit_toy.py',
+                              monkeypatch)
+    enc = model.image_encoder
+    assert enc.arch_type == 'vit'
+    # 8x8 patches on 64x32 -> an 8x4 grid; CLS feature of width 64
+    assert enc.grid_size == (8, 4)
+    feat, proj = enc(torch.randn(2, 3, 64, 32))
+    assert feat.shape == (2, 64)
     assert proj.shape == (2, 64)
 
 
@@ -239,7 +250,7 @@ def test_example_stage_plan_only():
         osp.join(CONFIG_DIR, 'examples', 'clip_vireid_toy_short-prompt.py'))
     base = Config.fromfile(osp.join(CONFIG_DIR, 'clip_vireid_toy.py'))
     prompt, finetune = cfg.train_cfg.stages
-    assert prompt['epochs'] == 5
+    assert prompt['epochs'] == 3
     assert prompt['feature_cache']['modalities'] == ['vis']
     assert prompt['feature_cache']['pipeline'] == base.test_pipeline
     assert finetune == base.train_cfg.stages[1]
@@ -254,13 +265,13 @@ def test_example_added_stage_trains_only_the_head(monkeypatch):
     assert [s['name'] for s in cfg.train_cfg.stages] == list(model.STAGES)
     assert cfg.optim_wrapper.align.modules == ['head']
     # inherited stage settings survive the list rewrite
-    assert cfg.optim_wrapper.finetune.optimizer.lr == 1e-3
+    assert cfg.optim_wrapper.finetune.optimizer.lr == 3e-3
 
     from mmpretrain.structures import DataSample
     torch.manual_seed(0)
     p, k = 2, 4  # P identities x K images, visible block then infrared
     labels = torch.tensor([0] * k + [1] * k)
-    inputs = torch.randn(2 * p * k, 3, 128, 64)
+    inputs = torch.randn(2 * p * k, 3, 64, 32)
     samples = []
     for i, modality in enumerate(['vis'] * (p * k) + ['ir'] * (p * k)):
         s = DataSample(metainfo=dict(modality=modality, cam_id=1))

@@ -28,10 +28,10 @@ model = dict(
 train_cfg = dict(stages=[
     dict(
         name='prompt',
-        epochs=10,
+        epochs=5,
         validate=False,
         feature_cache={{_base_.feature_cache}}),
-    dict(name='finetune', epochs=20),
+    dict(name='finetune', epochs=35),
     dict(name='align', epochs=5),
 ])
 optim_wrapper = dict(

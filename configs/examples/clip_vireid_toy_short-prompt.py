@@ -9,7 +9,7 @@ _base_ = ['../clip_vireid_toy.py']
 train_cfg = dict(stages=[
     dict(
         name='prompt',
-        epochs=5,
+        epochs=3,
         validate=False,
         feature_cache=dict(
             pipeline={{_base_.test_pipeline}},
@@ -17,12 +17,12 @@ train_cfg = dict(stages=[
             extract_batch_size=64,
             num_workers=0,
             modalities=['vis'])),
-    dict(name='finetune', epochs=20),
+    dict(name='finetune', epochs=35),
 ])
 param_scheduler = dict(prompt=[
     dict(
         type='TimmCosineLR',
-        t_initial=5,
+        t_initial=3,
         lr_min=1e-5,
         warmup_t=1,
         warmup_lr_init=3e-4,

@@ -90,9 +90,20 @@ randomness = dict(seed=7, deterministic=True)
 log_level = 'WARNING'
 '''
 
-CLIP_VIREID = '''
-_base_ = ['{repo}/configs/clip_vireid_toy.py']
+# The tiny ViT CLIP and the 128x64 toy pipelines, from the base files
+# (not the leaf toy configs, which may change backbone or schedule).
+BASES = '''
+_base_ = [
+    '{repo}/configs/_base_/models/clip_vireid_tiny_vit.py',
+    '{repo}/configs/_base_/datasets/toy_sysu.py',
+    '{repo}/configs/_base_/schedules/{schedule}.py',
+    '{repo}/configs/_base_/default_runtime.py',
+]
+clip_arch = {{{{_base_.clip_arch}}}}
 test_pipeline = {{{{_base_.test_pipeline}}}}
+'''
+
+CLIP_VIREID = '''
 model = dict(
     num_classes=8,
     prompt_loss=dict(type='PerSampleCosineLoss'),
@@ -114,10 +125,28 @@ optim_wrapper = dict(
 '''
 
 CSDN = '''
-_base_ = ['{repo}/configs/csdn_toy.py']
-test_pipeline = {{{{_base_.test_pipeline}}}}
 model = dict(
+    _delete_=True,
+    type='CSDN',
     num_classes=8,
+    data_preprocessor=dict(
+        type='VIReIDDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        to_rgb=True),
+    image_encoder=dict(
+        type='CLIPImageEncoder',
+        arch=clip_arch,
+        pretrained=None,
+        input_size=(128, 64),
+        stride_size=16,
+        modality_specific_stem=True),
+    text_encoder=dict(type='CLIPTextEncoder', arch=clip_arch, pretrained=None),
+    prompt_learner=dict(
+        type='IDPromptLearner',
+        template='A photo of a X X X X person.',
+        num_ctx=4,
+        embed_width=64),
     prompt_loss=dict(type='PerSampleCosineLoss'),
     msel_loss=None,
     loss_weights=dict(triplet=0.0),
@@ -149,11 +178,13 @@ optim_wrapper = dict(
 METHODS = dict(
     clip_vireid=dict(
         template=CLIP_VIREID,
+        schedule='clip_vireid_2stage',
         stages=dict(
             prompt=('prompt_learner.', ),
             finetune=('image_encoder.', 'head.'))),
     csdn=dict(
         template=CSDN,
+        schedule='csdn_3stage',
         stages=dict(
             prompt=('prompt_learner_vis.', 'prompt_learner_ir.'),
             fusion=('fusion.', ),
@@ -162,11 +193,12 @@ METHODS = dict(
 
 def _config(method: str, world: int, data_root: str, path: str) -> str:
     num_ids = P * WORLD // world  # the same global batch in both runs
-    text = METHODS[method]['template'] + COMMON
+    text = BASES + METHODS[method]['template'] + COMMON
     return write_config(
         path,
         text.format(
             repo=REPO_ROOT,
+            schedule=METHODS[method]['schedule'],
             data_root=data_root,
             batch=2 * num_ids * K,
             num_ids=num_ids,

@@ -187,27 +187,35 @@ class _AllReduceSum(torch.autograd.Function):
 def _global_batch_norm(self, x):
     """BatchNorm over the batches of all ranks (train mode), differentiable
     through the all-reduces, with running statistics updated from the
-    global batch: the semantics of ``torch.nn.SyncBatchNorm``."""
+    global batch: the semantics of ``torch.nn.SyncBatchNorm``. ``x`` is
+    ``[N, C]`` or ``[N, C, *spatial]``."""
     if not self.training:
         return self._probe_plain_forward(x)
     group = self._probe_group
-    count = torch.tensor([float(x.shape[0])], dtype=x.dtype)
-    total = _AllReduceSum.apply(torch.cat([x.sum(0), count]), group)
+    dims = [0] + list(range(2, x.dim()))  # all but the channels
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    count = torch.tensor([float(x.numel() // x.shape[1])], dtype=x.dtype)
+    total = _AllReduceSum.apply(torch.cat([x.sum(dims), count]), group)
     n = total[-1]
     mean = total[:-1] / n
-    var = _AllReduceSum.apply(((x - mean)**2).sum(0), group) / n
-    with torch.no_grad():
-        momentum = self.momentum
-        self.running_mean.mul_(1 - momentum).add_(momentum * mean)
-        self.running_var.mul_(1 - momentum).add_(momentum * var * n / (n - 1))
-        self.num_batches_tracked.add_(1)
-    out = (x - mean) / torch.sqrt(var + self.eps)
-    return out * self.weight + self.bias
+    var = _AllReduceSum.apply(
+        ((x - mean.view(shape))**2).sum(dims), group) / n
+    if self.track_running_stats:
+        with torch.no_grad():
+            momentum = self.momentum
+            self.running_mean.mul_(1 - momentum).add_(momentum * mean)
+            self.running_var.mul_(1 - momentum).add_(momentum * var * n /
+                                                     (n - 1))
+            self.num_batches_tracked.add_(1)
+    out = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
+    if self.affine:
+        out = out * self.weight.view(shape) + self.bias.view(shape)
+    return out
 
 
 @HOOKS.register_module(force=True)
 class GlooSyncBNHook(Hook):
-    """Give every ``BatchNorm1d`` of the model global-batch statistics under
+    """Give every BatchNorm layer of the model global-batch statistics under
     DDP (a no-op in a single process)."""
 
     def before_train(self, runner) -> None:
@@ -217,7 +225,7 @@ class GlooSyncBNHook(Hook):
         # DDP's gradient buckets on the default group
         group = dist.new_group(backend='gloo')
         for module in _unwrap(runner.model).modules():
-            if isinstance(module, torch.nn.BatchNorm1d):
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module._probe_group = group
                 module._probe_plain_forward = module.forward
                 module.forward = types.MethodType(_global_batch_norm, module)

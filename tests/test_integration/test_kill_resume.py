@@ -43,8 +43,15 @@ import launch_utils as lu  # noqa: E402
 PROMPT_ITERS = 3  # ceil(164 cached features / 64)
 FINETUNE_ITERS = 7  # sampler steps: 104 // (4 ids x 4 images) + 1
 
+# The tiny ViT CLIP with the toy recipe's losses, augmentation and Adam,
+# from the base files (the leaf toy config may change backbone or schedule).
 CONFIG = '''
-_base_ = ['{repo}/configs/clip_vireid_toy.py']
+_base_ = [
+    '{repo}/configs/_base_/models/clip_vireid_tiny_vit.py',
+    '{repo}/configs/_base_/datasets/toy_sysu.py',
+    '{repo}/configs/_base_/schedules/clip_vireid_2stage.py',
+    '{repo}/configs/_base_/default_runtime.py',
+]
 custom_imports = dict(imports=['train_probe'], allow_failed_imports=False)
 data_root = '{data_root}'
 model = dict(num_classes=8)
@@ -57,6 +64,9 @@ train_cfg = dict(stages=[
     dict(name='prompt', epochs=2, validate=False,
          feature_cache={{{{_base_.feature_cache}}}}),
     dict(name='finetune', epochs=2)], val_interval=2)
+optim_wrapper = dict(
+    prompt=dict(optimizer=dict(lr=3e-3)),
+    finetune=dict(optimizer=dict(lr=1e-3)))
 param_scheduler = dict(
     prompt=[dict(type='TimmCosineLR', t_initial=2, lr_min=1e-5, warmup_t=1,
                  warmup_lr_init=3e-4, t_offset=1)],

@@ -64,7 +64,12 @@ def write_config(tmp_path, data_root: str, extra: str = '') -> str:
     path = str(tmp_path / 'toy_cfg.py')
     with open(path, 'w') as f:
         f.write(f'''
-_base_ = ['{REPO_ROOT}/configs/clip_vireid_toy.py']
+_base_ = [
+    '{REPO_ROOT}/configs/_base_/models/clip_vireid_tiny_vit.py',
+    '{REPO_ROOT}/configs/_base_/datasets/toy_sysu.py',
+    '{REPO_ROOT}/configs/_base_/schedules/clip_vireid_2stage.py',
+    '{REPO_ROOT}/configs/_base_/default_runtime.py',
+]
 data_root = '{data_root}'
 model = dict(num_classes=8)
 train_dataloader = dict(dataset=dict(data_root=data_root))
@@ -336,8 +341,9 @@ def test_auto_resume_with_dangling_last_checkpoint(toy, tmp_path, monkeypatch,
     assert sorted(os.listdir(work_dir)) == ['last_checkpoint']
 
 
-def _toy_model_state(data_root: str, num_classes: int) -> dict:
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/clip_vireid_toy.py'))
+def _toy_model_state(num_classes: int) -> dict:
+    cfg = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs/_base_/models/clip_vireid_tiny_vit.py'))
     cfg.model.num_classes = num_classes
     from mmvireid.registry import MODELS
     torch.manual_seed(0)
@@ -351,7 +357,7 @@ def five_class_checkpoint(tmp_path_factory):
     torch.save(
         dict(
             meta=dict(epoch=1, iter=3, seed=1234),
-            state_dict=_toy_model_state('', 5)), path)
+            state_dict=_toy_model_state(5)), path)
     return path
 
 

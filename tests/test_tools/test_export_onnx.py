@@ -69,9 +69,9 @@ def test_cli_export_parity_and_dynamic_batch(tmp_path, capsys):
     assert [i.name for i in graph.input] == ['images']
     dims = graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param == 'batch'  # symbolic, not a fixed size
-    assert [d.dim_value for d in dims[1:]] == [3, 128, 64]
+    assert [d.dim_value for d in dims[1:]] == [3, 64, 32]
     meta = {p.key: p.value for p in onnx.load(out).metadata_props}
-    assert meta['mmvireid.input_size'] == '128x64'
+    assert meta['mmvireid.input_size'] == '64x32'
     assert meta['mmvireid.mean'] == '123.675,116.28,103.53'
     assert meta['mmvireid.std'] == '58.395,57.12,57.375'
     assert meta['mmvireid.modality'] == 'vis'
@@ -81,10 +81,10 @@ def test_cli_export_parity_and_dynamic_batch(tmp_path, capsys):
     model.eval()
     for n in (1, 5):
         images = torch.randn(
-            n, 3, 128, 64, generator=torch.Generator().manual_seed(n))
+            n, 3, 64, 32, generator=torch.Generator().manual_seed(n))
         (feats, ) = session.run(['feats'], {'images': images.numpy()})
         ref = _predict(model, images, 'vis')
-        assert feats.shape == (n, 128)
+        assert feats.shape == (n, 320)
         np.testing.assert_allclose(feats, ref, atol=1e-4, rtol=0)
         np.testing.assert_allclose(
             np.linalg.norm(feats, axis=1), np.ones(n), atol=1e-5)
@@ -130,7 +130,7 @@ def test_wrapper_matches_extract_feat():
     """The exported function is predict's: extract_feat + L2 norm."""
     model = _build('clip_vireid_toy.py').eval()
     wrapper = tool.FeatureExportWrapper(model, 'ir')
-    images = torch.randn(2, 3, 128, 64)
+    images = torch.randn(2, 3, 64, 32)
     with torch.no_grad():
         ref = F.normalize(
             model.extract_feat(images,
