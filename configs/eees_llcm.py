@@ -1,21 +1,19 @@
-# EEES on LLCM (713 training identities; IR->VIS and VIS->IR, 10 gallery
-# draws): the SYSU-MM01 recipe with LLCM's data. Needs the dataset in
+# EEES on LLCM (IR->VIS and VIS->IR, 10 gallery draws): the SYSU-MM01 recipe
+# with the LLCM base and its 713 training identities. Needs the dataset in
 # data/llcm/ and its descriptions:
 #   python tools/generate_descriptions.py configs/eees_llcm.py \
 #       --backend llava
-_base_ = ['./eees_sysu.py']
+_base_ = [
+    '_base_/models/eees_rn50.py',
+    '_base_/datasets/llcm.py',
+    '_base_/schedules/eees_2stage.py',
+    '_base_/default_runtime.py',
+]
 
-dataset_type = 'LLCMDataset'
-data_root = 'data/llcm/'
 model = dict(num_classes=713)
-train_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))
-val_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        split='test',
-        pipeline={{_base_.test_pipeline}}))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='VIReIDMetric', protocol='llcm', num_trials=10)
-test_evaluator = val_evaluator
+train_dataloader = dict(dataset=dict(descriptions='descriptions.json'))
+train_cfg = dict(stages=[
+    dict(name='prompt', epochs=60, validate=False,
+         feature_cache={{_base_.feature_cache}}),
+    dict(name='finetune', epochs=120),
+])

@@ -1,29 +1,23 @@
-# EEES on RegDB (split ``trial`` 1..10, visible->thermal and
-# thermal->visible): the SYSU-MM01 recipe with RegDB's data and 206 training
-# identities. Train and test every trial and average, as the protocol does:
-#   --cfg-options train_dataloader.dataset.trial=N \
-#       val_dataloader.dataset.trial=N test_dataloader.dataset.trial=N
-# Needs the dataset in data/regdb/ and its descriptions:
+# EEES on RegDB (split 1 of 10, visible->thermal and thermal->visible): the
+# SYSU-MM01 recipe with the RegDB base and its 206 training identities. Each
+# split is its own training: set `trial` of the train, val and test datasets
+# with --cfg-options. Needs the dataset in data/regdb/ and its descriptions:
 #   python tools/generate_descriptions.py configs/eees_regdb.py \
 #       --backend llava
-# (descriptions.json covers the train images of the trial's split; a file
-# generated for all ten splits serves every trial.)
-_base_ = ['./eees_sysu.py']
+# Describe the train images of every split into one descriptions.json
+# (--cfg-options train_dataloader.dataset.trial=N, N = 1..10; the tool skips
+# the images already described), so one file serves all ten trainings.
+_base_ = [
+    '_base_/models/eees_rn50.py',
+    '_base_/datasets/regdb.py',
+    '_base_/schedules/eees_2stage.py',
+    '_base_/default_runtime.py',
+]
 
-trial = 1
-dataset_type = 'RegDBDataset'
-data_root = 'data/regdb/'
 model = dict(num_classes=206)
-train_dataloader = dict(
-    dataset=dict(type=dataset_type, data_root=data_root, trial=trial))
-val_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        split='test',
-        trial=trial,
-        pipeline={{_base_.test_pipeline}}))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='VIReIDMetric', protocol='regdb', num_trials=1)
-test_evaluator = val_evaluator
+train_dataloader = dict(dataset=dict(descriptions='descriptions.json'))
+train_cfg = dict(stages=[
+    dict(name='prompt', epochs=60, validate=False,
+         feature_cache={{_base_.feature_cache}}),
+    dict(name='finetune', epochs=120),
+])

@@ -11,7 +11,8 @@ from mmengine.runner import Runner
 from mmvireid.utils import register_all_modules
 from mmvireid.utils.tool_utils import (UserInputError,
                                        disable_persistent_workers,
-                                       preflight_datasets, run_or_explain)
+                                       preflight_config, preflight_datasets,
+                                       run_or_explain, setup_cpu_distributed)
 
 
 def parse_args():
@@ -87,7 +88,10 @@ def main():
 
     def build_and_test():
         cfg = merge_args(Config.fromfile(args.config), args)
-        preflight_datasets(cfg)
+        preflight_config(cfg)
+        preflight_datasets(cfg, loaders=('test_dataloader', ))
+        # dist_test.sh on a machine without CUDA: gloo instead of nccl
+        setup_cpu_distributed(cfg)
         runner = Runner.from_cfg(cfg)
         metrics = runner.test()
         if args.out is not None and runner.rank == 0:

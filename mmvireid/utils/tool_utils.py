@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 
-class UserInputError(Exception):
+class UserInputError(ValueError):
     """An error in the user's input (paths, config values) rather than a bug.
 
     The tools print its message alone, without a traceback.
@@ -356,8 +356,13 @@ def setup_cpu_distributed(cfg) -> bool:
             dist_cfg['timeout'] = datetime.timedelta(
                 seconds=dist_cfg['timeout'])
         dist.init_process_group(backend='gloo', **dist_cfg)
-    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
-    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is None:  # what the Runner builds without a wrapper config
+        wrapper = dict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper = dict(wrapper)
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     return True

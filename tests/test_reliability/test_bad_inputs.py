@@ -75,6 +75,13 @@ model = dict(num_classes=8)
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = dict(dataset=dict(data_root=data_root))
+train_cfg = dict(stages=[
+    dict(name='prompt', epochs=1, validate=False,
+         feature_cache={{{{_base_.feature_cache}}}}),
+    dict(name='finetune', epochs=1)])
+param_scheduler = dict(
+    prompt=[dict(type='ConstantLR', factor=1.0, by_epoch=True)],
+    finetune=[dict(type='ConstantLR', factor=1.0, by_epoch=True)])
 log_level = 'WARNING'
 {extra}
 ''')
@@ -451,3 +458,41 @@ def test_resume_from_a_code_executing_checkpoint_is_refused(
         f'ERROR: Refusing to load checkpoint {ckpt}: it references objects '
         'outside the allow-list of a mmvireid/mmengine checkpoint, so '
         'loading it could execute code.')
+
+
+class _CreatesFile:
+    """Unpickling it would create ``path`` (proof the payload ran)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))
+
+
+@pytest.mark.parametrize('loader', ['clip_weights', 'checkpoint'])
+def test_code_executing_weights_never_run(tmp_path, loader):
+    """Both ways weights enter a model — CLIP weights from a local path and
+    MMEngine checkpoints — unpickle without running the file's code."""
+    marker = tmp_path / 'payload_ran'
+    path = str(tmp_path / 'weights.pth')
+    torch.save(
+        {
+            'visual.conv1.weight': torch.zeros(1),
+            'x': _CreatesFile(str(marker))
+        }, path)
+    if loader == 'clip_weights':
+        from mmvireid.models.utils.open_clip_builder import \
+            load_clip_state_dict
+        with pytest.raises(RuntimeError) as exc:
+            load_clip_state_dict(path)
+        assert str(exc.value).startswith(
+            f'Could not read {path} with torch.load(weights_only=True): ')
+    else:
+        from mmengine.runner.checkpoint import CheckpointLoader
+
+        from mmvireid.utils import UnsafeCheckpointError
+        with pytest.raises(UnsafeCheckpointError,
+                           match=f'Refusing to load checkpoint {path}'):
+            CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    assert not marker.exists()

@@ -184,7 +184,8 @@ class StageSwitchHook(Hook):
         expected = getattr(model, 'num_classes', None)
         found = getattr(dataset, 'metainfo', {}).get('num_classes')
         if expected is not None and found is not None and expected != found:
-            raise ValueError(
+            from mmvireid.utils.tool_utils import UserInputError
+            raise UserInputError(
                 f'model.num_classes={expected} but the train set '
                 f'({type(dataset).__name__}) has {found} identities; set '
                 f'model.num_classes={found} in the config (or '
