@@ -1,9 +1,19 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """Shared fixtures: synthetic toy data and tiny training configs."""
+import os
 import os.path as osp
 import sys
 
-import pytest
+# One OpenMP thread per process: pytest-xdist runs one worker per core, and
+# tests launch subprocesses (tools, torchrun); more threads than cores makes
+# PyTorch's CPU kernels spin and slows the suite several times over.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+os.environ.setdefault('MKL_NUM_THREADS', '1')
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

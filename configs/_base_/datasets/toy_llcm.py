@@ -1,8 +1,8 @@
 # Synthetic data in the LLCM layout, made by
 #   python tools/dataset_converters/make_toy_vireid.py --layout llcm \
 #       --out data/toy_llcm --num-ids 64
-# Same classes and metric as llcm.py at the toy scale (128x64, CPU).
-_base_ = ['./toy_pipelines_128x64.py']
+# Same classes and metric as llcm.py at the toy scale (64x32, CPU).
+_base_ = ['./toy_pipelines_64x32.py']
 dataset_type = 'LLCMDataset'
 data_root = 'data/toy_llcm/'
 

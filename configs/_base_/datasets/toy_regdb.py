@@ -1,8 +1,8 @@
 # Synthetic data in the RegDB layout, made by
 #   python tools/dataset_converters/make_toy_vireid.py --layout regdb \
 #       --out data/toy_regdb
-# Same classes and metric as regdb.py at the toy scale (128x64, CPU).
-_base_ = ['./toy_pipelines_128x64.py']
+# Same classes and metric as regdb.py at the toy scale (64x32, CPU).
+_base_ = ['./toy_pipelines_64x32.py']
 dataset_type = 'RegDBDataset'
 data_root = 'data/toy_regdb/'
 trial = 1
