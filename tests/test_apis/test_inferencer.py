@@ -139,14 +139,14 @@ def test_features_match_a_manual_forward(inferencer, easy_case):
     std = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
     batch = []
     for p in paths:
-        img = Image.open(p).convert('RGB').resize((64, 128), Image.LANCZOS)
+        img = Image.open(p).convert('RGB').resize((32, 64), Image.LANCZOS)
         x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
         batch.append((x.float() - mean) / std)
     with torch.no_grad():
         visible = dict(modality=torch.zeros(3, dtype=torch.long))
         ref = F.normalize(
             model.extract_feat(torch.stack(batch), visible), dim=1)
-    assert feats.feats.shape == ref.shape == (3, 128)
+    assert feats.feats.shape == ref.shape == (3, 320)
     torch.testing.assert_close(feats.feats, ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(
         feats.feats.norm(dim=1), torch.ones(3), atol=1e-5, rtol=0)
@@ -203,8 +203,14 @@ def test_rank_equals_per_query_loops(inferencer, toy_sysu_root):
                     continue
                 dist.append((-float(q.feats[qi] @ g.feats[gi]), gi))
             dist.sort()
-            expect = [gi for _, gi in dist[:6]]
-            assert [m['index'] for m in res['matches']] == expect
+            # the k-th match has the loop's k-th best score (indices of
+            # near-tied scores of the untrained model may swap: compare
+            # scores, which is what the ranking is defined by)
+            scores = [m['score'] for m in res['matches']]
+            assert scores == pytest.approx([-d for d, _ in dist[:6]],
+                                           abs=1e-6)
+            assert {m['index'] for m in res['matches']} <= {
+                gi for d, gi in dist if -d >= scores[-1] - 1e-6}
             for m in res['matches']:
                 assert m['score'] == pytest.approx(
                     float(q.feats[qi] @ g.feats[m['index']]), abs=1e-6)
