@@ -1,7 +1,8 @@
 # EEES on RegDB (split 1 of 10, visible->thermal and thermal->visible): the
 # SYSU-MM01 recipe with the RegDB base and its 206 training identities. Each
-# split is its own training: set `trial` of the train, val and test datasets
-# with --cfg-options. Needs the dataset in data/regdb/ and its descriptions:
+# split is its own training (tools/analysis_tools/regdb_trials.py runs all
+# ten and collects the table). Needs the dataset in data/regdb/ and its
+# descriptions:
 #   python tools/generate_descriptions.py configs/eees_regdb.py \
 #       --backend llava
 # Describe the train images of every split into one descriptions.json

@@ -45,8 +45,9 @@ model = dict(
     # CSDN weighs triplet 0.15 and i2t 0.05 (visible) / 0.10 (infrared);
     # one i2t weight here, for both modalities.
     loss_weights=dict(id=1.0, triplet=0.15, i2t=0.1),
-    # Explicit semantics; the loss_weight of each is its lambda. Set a loss
-    # to None to switch it off (configs/eees_ablation/).
+    # Explicit semantics; the loss_weight of each is its lambda (1.0 each,
+    # chosen on the toy ablation, docs/en/methods/eees.md). Set a loss to
+    # None to switch it off (configs/eees_ablation/).
     ese_loss=dict(
         type='ESELoss',
         temperature=0.07,
