@@ -45,7 +45,6 @@ import os
 import os.path as osp
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -426,19 +425,11 @@ def read_existing(path: str) -> Dict[str, str]:
 def write_json_atomic(path: str, table: Dict[str, str]) -> None:
     """Write ``table`` to ``path`` through a temporary file and a rename,
     so readers (and a resumed run) never see a half-written file."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=osp.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            json.dump(table, f, indent=1, sort_keys=True, ensure_ascii=False)
-            f.write('\n')
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    from mmvireid.engine.hooks import atomic_write
+    atomic_write(
+        path,
+        json.dumps(table, indent=1, sort_keys=True, ensure_ascii=False) +
+        '\n')
 
 
 def generate_descriptions(items: Sequence[ImageItem],

@@ -8,6 +8,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from mmvireid.engine.hooks import atomic_write
 from mmvireid.utils import register_all_modules
 from mmvireid.utils.tool_utils import (UserInputError,
                                        disable_persistent_workers,
@@ -73,15 +74,6 @@ def merge_args(cfg, args):
     return cfg
 
 
-def _dump_json(obj, path: str) -> None:
-    """Write JSON atomically: a crash never leaves a half-written file."""
-    tmp = f'{path}.tmp{os.getpid()}'
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
-
-
 def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
@@ -98,7 +90,10 @@ def main():
             details = {}
             for metric in runner.test_evaluator.metrics:
                 details.update(getattr(metric, 'last_results', {}) or {})
-            _dump_json(dict(metrics=metrics, details=details), args.out)
+            # atomic: a crash never leaves a half-written results file
+            atomic_write(args.out,
+                         json.dumps(dict(metrics=metrics, details=details),
+                                    indent=2))
             print(f'results written to {args.out}')
 
     run_or_explain(build_and_test)

@@ -254,11 +254,13 @@ def test_write_json_atomic_never_leaves_a_partial_file(tmp_path, monkeypatch):
     path = str(tmp_path / 'd.json')
     gd.write_json_atomic(path, {'a.jpg': 'old'})
 
-    def broken_dump(obj, f, **kwargs):
-        f.write('{"a.jpg": "ne')  # half written, then the disk is full
+    def broken_fsync(fd):
+        # the new text is in the temporary file, then the disk is full
         raise OSError('No space left on device')
 
-    monkeypatch.setattr(gd.json, 'dump', broken_dump)
+    # write_json_atomic writes through mmvireid's atomic_write, which
+    # flushes the temporary file with os.fsync before the rename
+    monkeypatch.setattr(os, 'fsync', broken_fsync)
     with pytest.raises(OSError, match='No space left'):
         gd.write_json_atomic(path, {'a.jpg': 'new'})
     monkeypatch.undo()
