@@ -1,6 +1,7 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 from .base import BaseVIReIDDataset
 from .descriptions import load_descriptions, read_descriptions
+from .image_cache import DecodedImageCache
 from .llcm import LLCMDataset
 from .regdb import RegDBDataset
 from .samplers import *  # noqa: F401,F403
@@ -9,5 +10,5 @@ from .transforms import *  # noqa: F401,F403
 
 __all__ = [
     'BaseVIReIDDataset', 'SYSUMM01Dataset', 'RegDBDataset', 'LLCMDataset',
-    'load_descriptions', 'read_descriptions'
+    'load_descriptions', 'read_descriptions', 'DecodedImageCache'
 ]

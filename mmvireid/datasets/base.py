@@ -17,13 +17,14 @@ so that scores computed on our lists equal the published protocols.
 import os
 import os.path as osp
 import pickle
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from mmengine.dataset import BaseDataset, force_full_init
+from mmengine.dataset import BaseDataset, Compose, force_full_init
 from mmengine.logging import print_log
 
 from .descriptions import load_descriptions
+from .image_cache import DecodedImageCache, cacheable_prefix
 
 
 def check_exists(path: str,
@@ -205,7 +206,13 @@ class BaseVIReIDDataset(BaseDataset):
       read without running the pipeline and kept in sync by ``get_subset``;
     - ``metainfo['num_classes']`` for the training split, set when the data
       list is loaded (so after ``full_init()`` under ``lazy_init=True``; the
-      :attr:`num_classes` property loads it on demand).
+      :attr:`num_classes` property loads it on demand);
+    - an optional decoded-once image cache (``image_cache=dict(...)``, see
+      :class:`~mmvireid.datasets.image_cache.DecodedImageCache`): the
+      pipeline's leading ``LoadImageFromFile`` + fixed-size ``Resize`` run
+      once per image when the data list is loaded; afterwards
+      :meth:`prepare_data` copies the image from a memory-mapped ``.npy``
+      and runs only the rest of the pipeline, with bit-identical outputs.
 
     Args:
         data_root (str): Root folder of the dataset.
@@ -216,6 +223,14 @@ class BaseVIReIDDataset(BaseDataset):
             split reads it. Defaults to None.
         test_mode (bool, optional): Defaults to ``split != 'train'``.
         metainfo (dict, optional): Extra meta information.
+        image_cache (dict, optional): ``dict(dir=<folder>, num_workers=N)``
+            turns the decoded-image cache on. ``dir`` is relative to
+            ``data_root`` or absolute (default ``'cache'``); ``num_workers``
+            is the number of processes decoding images when the cache is
+            built (default 0: this process). Datasets with the same images
+            and the same prefix share one file (e.g. the train split under
+            the train and under the test pipeline). An empty pipeline
+            (listing files only) turns it off. Defaults to None (off).
         **kwargs: Other :class:`mmengine.dataset.BaseDataset` arguments
             (``lazy_init``, ``serialize_data``, ``indices``, ...).
     """
@@ -233,6 +248,7 @@ class BaseVIReIDDataset(BaseDataset):
                  descriptions: Optional[str] = None,
                  test_mode: Optional[bool] = None,
                  metainfo: Optional[dict] = None,
+                 image_cache: Optional[dict] = None,
                  **kwargs) -> None:
         if split not in self.SPLITS:
             raise ValueError(f'{type(self).__name__}: split must be one of '
@@ -250,6 +266,10 @@ class BaseVIReIDDataset(BaseDataset):
                 f'train split; ignoring them for split="{split}".',
                 logger='current')
         self._fields: Optional[Dict[str, np.ndarray]] = None
+        # Set before BaseDataset.__init__, which calls full_init().
+        self.image_cache_cfg = self._check_image_cache_cfg(image_cache)
+        self._image_cache: Optional[DecodedImageCache] = None
+        self._after_cache: Optional[Compose] = None
         super().__init__(
             data_root=data_root,
             pipeline=list(pipeline),
@@ -260,6 +280,9 @@ class BaseVIReIDDataset(BaseDataset):
         # every string value for a file name and warn about it. A metric gets
         # these keys as ``dataset_meta`` and can pick the protocol from them.
         self._metainfo.update(split=split, **self.protocol_metainfo())
+        # Under lazy_init, a pipeline the cache cannot serve fails now, not
+        # when the data list is first needed.
+        self._cache_prefix_length()
 
     def protocol_metainfo(self) -> dict:
         """Protocol arguments (search mode, trial, ...) for ``metainfo``."""
@@ -300,11 +323,24 @@ class BaseVIReIDDataset(BaseDataset):
         """
         if self._fully_initialized:
             return
+        self._cache_prefix_length()  # fail before listing files
         self.data_list = self.load_data_list()
         self.data_list = self.filter_data()
+        # The cache holds the whole list (before ``indices``), so datasets
+        # that differ only in ``indices`` share it; ``cache_index`` maps
+        # every item to its row and follows the item through subsets.
+        cache_index = None
+        if self._after_cache is not None:
+            self._open_image_cache(self.data_list)
+            cache_index = np.arange(len(self.data_list), dtype=np.int64)
         if self._indices is not None:
+            if cache_index is not None:
+                cache_index = cache_index[_subset_positions(
+                    self._indices, len(self.data_list))]
             self.data_list = self._get_unserialized_subset(self._indices)
         self._fields = self._build_fields(self.data_list)
+        if cache_index is not None:
+            self._fields['cache_index'] = cache_index
         if self.serialize_data:
             self.data_bytes, self.data_address = self._serialize_data()
         self._fully_initialized = True
@@ -327,6 +363,87 @@ class BaseVIReIDDataset(BaseDataset):
             0, dtype=np.uint8)
         self.data_list.clear()
         return data_bytes, data_address
+
+    # ------------------------------------------------------------------ #
+    # Decoded-image cache
+    # ------------------------------------------------------------------ #
+    def _check_image_cache_cfg(self, cfg: Optional[dict]) -> Optional[dict]:
+        if cfg is None:
+            return None
+        if not isinstance(cfg, dict):
+            raise TypeError(
+                f'{type(self).__name__}: image_cache must be None or a dict '
+                f'like dict(dir="cache", num_workers=8), but got {cfg!r}.')
+        unknown = sorted(set(cfg) - {'dir', 'num_workers'})
+        if unknown:
+            raise ValueError(
+                f'{type(self).__name__}: image_cache has unknown key(s) '
+                f'{unknown}; it takes "dir" and "num_workers".')
+        out = dict(dir='cache', num_workers=0)
+        out.update(cfg)
+        if not isinstance(out['dir'], str) or not out['dir']:
+            raise ValueError(
+                f'{type(self).__name__}: image_cache.dir must be a non-empty '
+                f'folder path, but got {out["dir"]!r}.')
+        if not isinstance(out['num_workers'], int) or out['num_workers'] < 0:
+            raise ValueError(
+                f'{type(self).__name__}: image_cache.num_workers must be an '
+                f'int >= 0, but got {out["num_workers"]!r}.')
+        return out
+
+    def _cache_prefix_length(self) -> int:
+        """Split the pipeline into the cached prefix and the rest.
+
+        Sets ``self._after_cache`` (None when the cache is off) and returns
+        the prefix length; raises when the cache is on but the pipeline
+        starts with a transform it cannot store.
+        """
+        transforms = self.pipeline.transforms
+        if self.image_cache_cfg is None or not transforms:
+            # An empty pipeline lists files only (e.g. the tools' dataset
+            # checks): nothing is decoded, so there is nothing to cache.
+            self._after_cache = None
+            return 0
+        n = cacheable_prefix(transforms)
+        if n == 0:
+            first = transforms[0]
+            raise ValueError(
+                f'{self._cache_name()}: image_cache is on, but the pipeline '
+                f'starts with {first!r}, which the cache cannot store. The '
+                'cache stores the output of a leading LoadImageFromFile '
+                '(to_float32=False) and fixed-size Resize(keep_ratio=False) '
+                'transforms; start the pipeline with them or set '
+                'image_cache=None.')
+        self._after_cache = Compose(transforms[n:])
+        return n
+
+    def _cache_name(self) -> str:
+        return f'{type(self).__name__}(split={self.split})'
+
+    def _open_image_cache(self, items: List[dict]) -> None:
+        """Build (once) or open the cache of ``items`` (the whole list)."""
+        n = self._cache_prefix_length()
+        cache_dir = self.image_cache_cfg['dir']
+        if not osp.isabs(cache_dir):
+            cache_dir = osp.join(self.data_root, cache_dir)
+        self._image_cache = DecodedImageCache.prepare(
+            items,
+            self.pipeline.transforms[:n],
+            cache_dir=cache_dir,
+            data_root=self.data_root,
+            name=self._cache_name(),
+            num_workers=self.image_cache_cfg['num_workers'],
+            file_tag=f'{type(self).__name__}-{self.split}')
+
+    def prepare_data(self, idx: int) -> Any:
+        """Run the pipeline on item ``idx``; with the image cache on, the
+        cached prefix is replaced by a copy of the stored image."""
+        if self._image_cache is None:
+            return super().prepare_data(idx)
+        data_info = self.get_data_info(idx)
+        results = self._image_cache.restore(
+            data_info, int(self._fields['cache_index'][idx]))
+        return self._after_cache(results)
 
     @staticmethod
     def _build_fields(data_list: List[dict]) -> Dict[str, np.ndarray]:
@@ -410,4 +527,6 @@ class BaseVIReIDDataset(BaseDataset):
                          f'{len(self) - num_vis}), identities: {num_ids}')
         else:
             lines.append('  not loaded yet (lazy_init=True)')
+        if self._image_cache is not None:
+            lines.append(f'  image cache: {self._image_cache.path}')
         return '\n'.join(lines)
