@@ -1,9 +1,10 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 from .checkpoint_hook import (AtomicCheckpointHook, AtomicLocalBackend,
                               CheckpointShapeError, atomic_write)
+from .runtime_info_hook import DeferredRuntimeInfoHook
 from .stage_switch_hook import StageSwitchHook
 
 __all__ = [
     'StageSwitchHook', 'AtomicCheckpointHook', 'AtomicLocalBackend',
-    'CheckpointShapeError', 'atomic_write'
+    'CheckpointShapeError', 'atomic_write', 'DeferredRuntimeInfoHook'
 ]
