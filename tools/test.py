@@ -35,6 +35,10 @@ def parse_args():
     parser.add_argument(
         '--show-num', type=int, default=20, help='queries drawn')
     parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='extract features under fp16 autocast (CUDA)')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -51,6 +55,16 @@ def parse_args():
     return args
 
 
+def enable_amp_test(cfg) -> None:
+    """Run the test loop under autocast (mmengine's ``test_cfg.fp16``)."""
+    import torch
+    if not torch.cuda.is_available():
+        raise UserInputError('--amp needs a CUDA device; none is available.')
+    test_cfg = cfg.get('test_cfg') or {}
+    test_cfg['fp16'] = True
+    cfg.test_cfg = test_cfg
+
+
 def merge_args(cfg, args):
     cfg.launcher = args.launcher
     if args.work_dir is not None:
@@ -65,6 +79,8 @@ def merge_args(cfg, args):
         raise UserInputError(f'--out: "{args.out}" exists; refusing to '
                              'overwrite results. Choose another path.')
     disable_persistent_workers(cfg)
+    if args.amp:
+        enable_amp_test(cfg)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     if args.show_dir is not None:

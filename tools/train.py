@@ -10,8 +10,8 @@ from mmengine.utils import digit_version
 from mmengine.utils.dl_utils import TORCH_VERSION
 
 from mmvireid.utils import register_all_modules
-from mmvireid.utils.tool_utils import (apply_amp, check_auto_resume,
-                                       check_cfg_options,
+from mmvireid.utils.tool_utils import (AMP_CHOICES, apply_amp,
+                                       check_auto_resume, check_cfg_options,
                                        check_resume_checkpoint,
                                        disable_persistent_workers,
                                        preflight_config, preflight_datasets,
@@ -31,8 +31,12 @@ def parse_args():
         'latest checkpoint in the work directory')
     parser.add_argument(
         '--amp',
-        action='store_true',
-        help='enable automatic-mixed-precision training (CUDA)')
+        nargs='?',
+        const='auto',
+        choices=AMP_CHOICES,
+        help='automatic mixed precision (CUDA): bf16, fp16, or without a '
+        'value bf16 where the GPU supports it (else fp16); evaluation runs '
+        'under autocast too')
     parser.add_argument(
         '--no-validate',
         action='store_true',
@@ -85,7 +89,7 @@ def merge_args(cfg, args):
                                 osp.splitext(osp.basename(args.config))[0])
 
     if args.amp:
-        apply_amp(cfg)
+        apply_amp(cfg, args.amp)
 
     if args.resume == 'auto':
         cfg.resume = True

@@ -2,6 +2,7 @@
 """Drive multi-stage training: switch the model, the data and the RNG."""
 import copy
 import math
+from contextlib import nullcontext
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
@@ -10,11 +11,14 @@ from mmengine.dist import all_gather_object, get_rank
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from mmengine.optim import AmpOptimWrapper, OptimWrapper, OptimWrapperDict
 from mmengine.runner import Runner, set_random_seed
+from mmengine.runner.amp import autocast
 from mmengine.utils import ProgressBar
 from torch.utils.data import DataLoader, Sampler
 
 from mmvireid.datasets.feature_cache import MODALITY_IDS, FeatureCacheDataset
+from mmvireid.engine.model_wrappers import current_optim_wrapper
 from mmvireid.registry import DATASETS, HOOKS
 
 __all__ = ['StageSwitchHook', 'PairedCacheBatchSampler']
@@ -345,6 +349,20 @@ class StageSwitchHook(Hook):
         dataset_cfg['pipeline'] = copy.deepcopy(pipeline)
         return dataset_cfg
 
+    @staticmethod
+    def _autocast(runner: Runner, model):
+        """Autocast of the current stage's optim wrapper (``--amp``): the
+        frozen encoder extracts the cache in the precision it trains in."""
+        optim_wrapper = getattr(runner, 'optim_wrapper', None)
+        if isinstance(optim_wrapper, (OptimWrapper, OptimWrapperDict)):
+            try:
+                optim_wrapper = current_optim_wrapper(model, optim_wrapper)
+            except (KeyError, RuntimeError):
+                optim_wrapper = None
+            if isinstance(optim_wrapper, AmpOptimWrapper):
+                return autocast(dtype=optim_wrapper.cast_dtype)
+        return nullcontext()
+
     def _run_extraction(self, runner: Runner, loader, num_images: int):
         """Yield ``(batch, feats)`` over ``loader`` with the model in eval
         mode (restored afterwards) and a progress bar on rank 0."""
@@ -356,7 +374,7 @@ class StageSwitchHook(Hook):
             logger='current')
         progress = ProgressBar(num_images) if get_rank() == 0 else None
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self._autocast(runner, model):
                 for batch in loader:
                     feats = model.extract_cache_features(batch).float().cpu()
                     yield batch, feats

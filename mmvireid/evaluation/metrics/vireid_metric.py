@@ -195,9 +195,16 @@ class VIReIDMetric(BaseMetric):
                 ``modality`` (``'vis'``/``'ir'``), ``sample_idx`` and
                 optionally ``img_path``.
         """
-        for sample in data_samples:
-            feat = _require(sample, 'pred_feat')
-            feat = torch.as_tensor(feat).detach().reshape(-1).cpu()
+        # One device-to-host copy per batch rather than one per sample (each
+        # copy of a CUDA tensor waits for the device).
+        feats = [
+            torch.as_tensor(_require(sample, 'pred_feat')).detach().reshape(-1)
+            for sample in data_samples
+        ]
+        if feats and len({(f.shape, f.device, f.dtype) for f in feats}) == 1:
+            feats = list(torch.stack(feats).cpu().unbind(0))
+        for sample, feat in zip(data_samples, feats):
+            feat = feat.cpu()
             feat = feat.half() if self.store_fp16 else feat.float()
             modality = _require(sample, 'modality')
             if modality not in _MODALITIES:
