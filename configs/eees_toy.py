@@ -29,7 +29,9 @@ model = dict(
     image_encoder=dict(
         arch=dict(tiny_clip_arch, _delete_=True),
         pretrained=None,
-        input_size=(64, 32)),
+        input_size=(64, 32),
+        # NHWC pays off on GPU tensor cores; the toy runs on CPU
+        channels_last=False),
     text_encoder=dict(
         arch=dict(tiny_clip_arch, _delete_=True), pretrained=None),
     prompt_learner=dict(embed_width=64),

@@ -19,6 +19,9 @@ model = dict(
         pretrained=clip_pretrained,
         input_size=(288, 144),
         last_stride=1,
+        # NHWC conv trunk: cuDNN's tensor-core kernels under AMP are NHWC
+        # ones (same maths; channels_last=False gives the reference layout)
+        channels_last=True,
         # the method's point: ONE encoder adapts to infrared through text
         modality_specific_stem=False),
     text_encoder=dict(

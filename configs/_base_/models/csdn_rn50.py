@@ -18,6 +18,9 @@ model = dict(
         pretrained=clip_pretrained,
         input_size=(288, 144),
         last_stride=1,
+        # NHWC conv trunk: cuDNN's tensor-core kernels under AMP are NHWC
+        # ones (same maths; channels_last=False gives the reference layout)
+        channels_last=True,
         # image_encoder1 / image_encoder2 of the reference
         modality_specific_stem=True),
     text_encoder=dict(

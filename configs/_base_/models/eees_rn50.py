@@ -22,6 +22,9 @@ model = dict(
         pretrained=clip_pretrained,
         input_size=(288, 144),
         last_stride=1,
+        # NHWC conv trunk: cuDNN's tensor-core kernels under AMP are NHWC
+        # ones (same maths; channels_last=False gives the reference layout)
+        channels_last=True,
         modality_specific_stem=True),
     text_encoder=dict(
         type='CLIPTextEncoder', arch=clip_arch, pretrained=clip_pretrained),

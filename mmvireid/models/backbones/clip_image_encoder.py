@@ -16,6 +16,11 @@ The ReID surgery follows CLIP-ReID (Li et al., AAAI 2023) and CSDN:
   convolution), one for visible and a copy for infrared images, in front of
   a shared body.
 
+With ``channels_last=True`` the RN trunk runs in NHWC memory layout
+(``torch.channels_last``): cuDNN's fastest convolution kernels for tensor
+cores under mixed precision are NHWC ones, and without it every convolution
+transposes its input and output around them.
+
 Both grids are interpolated bilinearly (``align_corners=False``, no
 antialias), exactly as CLIP-ReID's ``resize_pos_embed``; ``interpolation``
 selects another ``F.interpolate`` mode (open_clip itself uses bicubic).
@@ -32,6 +37,7 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import initialize
 
 from mmvireid.registry import MODELS
+from ..utils.checks import checks_enabled, to_device
 from ..utils.open_clip_builder import (build_open_clip,
                                        check_pretrained_activation,
                                        load_clip_weights, resnet_grid_size,
@@ -91,6 +97,14 @@ class CLIPImageEncoder(BaseModule):
             Default: 'bilinear'.
         allow_torchscript (bool): Let ``pretrained`` be an OpenAI
             TorchScript archive (runs code from the file). Default: False.
+        channels_last (bool): RN (ModifiedResNet) only: keep the conv
+            trunk's weights (visible and infrared stems, layer1..4) and its
+            activations in ``torch.channels_last`` (NHWC) memory layout, the
+            layout of cuDNN's tensor-core convolution kernels under AMP. The
+            maths is unchanged: outputs equal the default layout's up to
+            float rounding (a different kernel may sum in another order).
+            A ViT has no conv trunk (one patch convolution), so it is
+            refused there with a ValueError. Default: False.
         init_cfg (dict | list[dict], optional): mmengine init config; it
             runs before the pretrained CLIP weights are loaded, so it can
             never overwrite them. Default: None.
@@ -117,6 +131,7 @@ class CLIPImageEncoder(BaseModule):
                  quick_gelu: bool = True,
                  interpolation: str = 'bilinear',
                  allow_torchscript: bool = False,
+                 channels_last: bool = False,
                  init_cfg: Optional[Union[dict, list]] = None):
         super().__init__(init_cfg=init_cfg)
         from open_clip.modified_resnet import ModifiedResNet
@@ -162,6 +177,16 @@ class CLIPImageEncoder(BaseModule):
                                 for name in _RESNET_STEM))
             else:
                 self.ir_stem = copy.deepcopy(visual.conv1)
+
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            if self.arch_type != 'resnet':
+                raise ValueError(
+                    'CLIPImageEncoder: channels_last=True applies to the RN '
+                    '(ModifiedResNet) conv trunk; the ViT arch '
+                    f'{arch!r} has only its patch convolution. Set '
+                    'channels_last=False for a ViT.')
+            self._to_channels_last()
 
         if frozen:
             for param in self.parameters():
@@ -244,6 +269,18 @@ class CLIPImageEncoder(BaseModule):
         self.cam_embed = nn.Parameter(torch.zeros(num_cameras, self.feat_dim))
         nn.init.trunc_normal_(self.cam_embed, std=0.02)
 
+    def _to_channels_last(self) -> None:
+        """Put the 4-D conv weights in ``torch.channels_last`` layout.
+
+        ``Module.to(memory_format=...)`` restrides only 4-D parameters and
+        buffers (conv weights); BatchNorm vectors and the attention pool's
+        linear layers are unaffected. Loading a state dict copies into these
+        tensors, which keeps their layout.
+        """
+        self.visual.to(memory_format=torch.channels_last)
+        if self.modality_specific_stem:
+            self.ir_stem.to(memory_format=torch.channels_last)
+
     # ------------------------------------------------------------------ #
     # properties
     # ------------------------------------------------------------------ #
@@ -298,6 +335,10 @@ class CLIPImageEncoder(BaseModule):
                 allow_torchscript=self.allow_torchscript,
                 interpolation=self.interpolation)
             self.sync_ir_stem()
+        if self.channels_last:
+            # load_state_dict copies in place (layout kept); a surgery that
+            # replaced a conv weight would not, so enforce it once more.
+            self._to_channels_last()
 
     def sync_ir_stem(self) -> None:
         """Copy the visible stem's weights (and BN statistics) into the
@@ -339,7 +380,9 @@ class CLIPImageEncoder(BaseModule):
             x (Tensor): Images ``[B, 3, H, W]`` with (H, W) = ``input_size``.
             modality (Tensor, optional): ``[B]`` ints, 0 = visible,
                 1 = infrared. Required with ``modality_specific_stem``,
-                ignored otherwise.
+                ignored otherwise. Pass it on the host (as the models do):
+                the batch is then split by modality without a device sync;
+                a device tensor works too, at the cost of one sync.
 
         Returns:
             Tensor: RN50 ``[B, width, H/4, W/4]``; ViT patch embeddings
@@ -349,32 +392,45 @@ class CLIPImageEncoder(BaseModule):
             raise ValueError(
                 f'CLIPImageEncoder was built for [B, 3, H, W] inputs with '
                 f'(H, W) = {self.input_size}; got shape {tuple(x.shape)}')
+        if self.channels_last:
+            # NHWC activations for the NHWC weights (a no-op if already).
+            x = x.contiguous(memory_format=torch.channels_last)
         if not self.modality_specific_stem:
             return self._stem(x, VISIBLE)
         if modality is None:
             raise ValueError(
                 'modality_specific_stem=True needs `modality` (0 = visible, '
                 '1 = infrared for each image)')
-        modality = torch.as_tensor(modality, device=x.device).reshape(-1)
+        # Kept where it is: the models pass host tensors, so the split
+        # below is computed on the host, without a device sync.
+        modality = torch.as_tensor(modality).reshape(-1)
         if modality.numel() != x.shape[0]:
             raise ValueError(f'modality has {modality.numel()} entries for '
                              f'a batch of {x.shape[0]} images')
-        present = torch.unique(modality).tolist()
-        if not set(present) <= {VISIBLE, INFRARED}:
+        vis_idx = torch.nonzero(modality == VISIBLE).squeeze(1)
+        ir_idx = torch.nonzero(modality == INFRARED).squeeze(1)
+        if vis_idx.numel() + ir_idx.numel() != modality.numel():
+            present = torch.unique(modality).tolist()
             raise ValueError('modality values must be 0 (visible) or 1 '
                              f'(infrared), got {sorted(present)}')
-        if len(present) == 1:
+        if not ir_idx.numel():
             # Single-modality batch (test time, or per-modality forward):
             # no gather / scatter.
-            return self._stem(x, present[0])
+            return self._stem(x, VISIBLE)
+        if not vis_idx.numel():
+            return self._stem(x, INFRARED)
         # Mixed batch: each part goes through its own stem (BatchNorm sees
         # only its modality, as in CSDN), then the original order is
         # restored.
-        vis_idx = torch.nonzero(modality == VISIBLE).squeeze(1)
-        ir_idx = torch.nonzero(modality == INFRARED).squeeze(1)
+        vis_idx = to_device(vis_idx, x.device)
+        ir_idx = to_device(ir_idx, x.device)
         vis_out = self._stem(x[vis_idx], VISIBLE)
         ir_out = self._stem(x[ir_idx], INFRARED)
-        out = vis_out.new_empty((x.shape[0], ) + tuple(vis_out.shape[1:]))
+        out = torch.empty((x.shape[0], ) + tuple(vis_out.shape[1:]),
+                          dtype=vis_out.dtype,
+                          device=vis_out.device,
+                          memory_format=torch.channels_last
+                          if self.channels_last else torch.contiguous_format)
         out[vis_idx] = vis_out
         out[ir_idx] = ir_out
         return out
@@ -427,17 +483,19 @@ class CLIPImageEncoder(BaseModule):
         if cam_ids is None:
             raise ValueError(
                 'This encoder has a camera embedding (SIE): pass `cam_ids`')
-        cam_ids = torch.as_tensor(
-            cam_ids, device=device, dtype=torch.long).reshape(-1)
+        # On the host when the models call (checked there for free), then
+        # copied without blocking.
+        cam_ids = torch.as_tensor(cam_ids, dtype=torch.long).reshape(-1)
         if cam_ids.numel() != batch:
             raise ValueError(f'cam_ids has {cam_ids.numel()} entries for a '
                              f'batch of {batch} images')
         num_cameras = self.cam_embed.shape[0]
-        if bool(((cam_ids < 0) | (cam_ids >= num_cameras)).any()):
+        out_of_range = (cam_ids < 0) | (cam_ids >= num_cameras)
+        if checks_enabled(cam_ids) and bool(out_of_range.any()):
             raise ValueError(f'cam_ids must lie in [0, {num_cameras}) '
                              f'(camera_embedding.num_cameras), got '
                              f'{sorted(set(cam_ids.tolist()))}')
-        return self.cam_embed[cam_ids]
+        return self.cam_embed[to_device(cam_ids, device)]
 
     def forward(
         self,
@@ -453,6 +511,10 @@ class CLIPImageEncoder(BaseModule):
                 needed with ``modality_specific_stem``.
             cam_ids (Tensor, optional): ``[B]`` camera indices; needed with
                 ``camera_embedding``.
+
+            Both are best passed on the host (the models do): they are
+            validated and turned into indices there, free of device syncs
+            (see :mod:`mmvireid.models.utils.checks`).
 
         Returns:
             tuple[Tensor, Tensor]: ``(feat, proj)``.

@@ -1,5 +1,11 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
-"""Losses of the CLIP VI-ReID methods, each a module plus a pure function."""
+"""Losses of the CLIP VI-ReID methods, each a module plus a pure function.
+
+Labels and modality ids may be passed on the host while the features are on
+a device (the models do so): value checks and index structures (groups,
+identities present) are then computed there without a device sync, and only
+index tensors are copied over (see :mod:`mmvireid.models.utils.checks`).
+"""
 from .alignment_loss import (CrossModalAlignmentLoss,
                              cross_modal_alignment_loss,
                              identity_text_distributions)

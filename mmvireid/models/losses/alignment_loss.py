@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmvireid.registry import MODELS
+from ..utils.checks import checks_enabled, to_device
+from .utils import fp32_under_autocast
 
 __all__ = [
     'identity_text_distributions', 'cross_modal_alignment_loss',
@@ -18,6 +20,7 @@ __all__ = [
 _MODES = ('symmetric', 'vis_teacher', 'ir_teacher')
 
 
+@fp32_under_autocast
 def identity_text_distributions(
         img_feats: Tensor,
         text_feats: Tensor,
@@ -47,10 +50,14 @@ def identity_text_distributions(
             similarity); False keeps the raw dot products of the i2t
             classifier. Defaults to False.
 
+    ``labels`` and ``modalities`` are best given on the host (the models
+    do): the identity groups are then found there, without device syncs,
+    and only their row indices are copied to the features' device.
+
     Returns:
         tuple[Tensor, Tensor, Tensor]: ``log_q_vis`` and ``log_q_ir`` of shape
-        (P, M) (log-probabilities), and the ``P`` identities (sorted) they
-        belong to.
+        (P, M) (log-probabilities), and the ``P`` identities (sorted, on the
+        device of ``labels``) they belong to.
 
     Raises:
         ValueError: On mismatched shapes, unknown modality ids, or when no
@@ -68,7 +75,8 @@ def identity_text_distributions(
             'cross_modal_alignment_loss expects labels and modalities of '
             f'shape ({n}, ), got {tuple(labels.shape)} and '
             f'{tuple(modalities.shape)}.')
-    if bool(((modalities != 0) & (modalities != 1)).any()):
+    is_vis, is_ir = modalities == 0, modalities == 1
+    if checks_enabled(modalities) and not bool((is_vis | is_ir).all()):
         raise ValueError('cross_modal_alignment_loss: modalities must be 0 '
                          '(visible) or 1 (infrared), got values '
                          f'{torch.unique(modalities).tolist()}.')
@@ -77,23 +85,33 @@ def identity_text_distributions(
         text_feats = F.normalize(text_feats, dim=1)
     log_p = F.log_softmax(img_feats @ text_feats.t() / temperature, dim=1)
 
-    ids_vis = torch.unique(labels[modalities == 0])
-    ids_ir = torch.unique(labels[modalities == 1])
+    # The groups depend on the labels only: found where the labels are
+    # (the host), their rows copied to the device in one tensor.
+    ids_vis = torch.unique(labels[is_vis])
+    ids_ir = torch.unique(labels[is_ir])
     ids = ids_vis[torch.isin(ids_vis, ids_ir)]
     if ids.numel() == 0:
         raise ValueError(
             'cross_modal_alignment_loss: no identity has images of both '
             'modalities in this batch; the alignment needs the cross-modal '
             'P x K batches of CrossModalIdentitySampler.')
+    groups = [
+        torch.nonzero((labels == pid) & in_modality).squeeze(1)
+        for in_modality in (is_vis, is_ir) for pid in ids
+    ]
+    rows = to_device(torch.cat(groups), log_p.device).split(
+        [g.numel() for g in groups])
 
-    def mean_log_prob(modality: int) -> Tensor:
-        rows = []
-        for pid in ids:
-            sel = log_p[(labels == pid) & (modalities == modality)]
-            rows.append(torch.logsumexp(sel, dim=0) - math.log(sel.size(0)))
-        return torch.stack(rows)
+    def mean_log_prob(group_rows) -> Tensor:
+        # log of the mean of the rows' distributions
+        return torch.stack([
+            torch.logsumexp(log_p[idx], dim=0) - math.log(idx.numel())
+            for idx in group_rows
+        ])
 
-    return mean_log_prob(0), mean_log_prob(1), ids
+    num_ids = ids.numel()
+    return (mean_log_prob(rows[:num_ids]), mean_log_prob(rows[num_ids:]),
+            ids)
 
 
 def _kl(log_target: Tensor, log_input: Tensor) -> Tensor:
@@ -101,6 +119,7 @@ def _kl(log_target: Tensor, log_input: Tensor) -> Tensor:
     return (log_target.exp() * (log_target - log_input)).sum(1)
 
 
+@fp32_under_autocast
 def cross_modal_alignment_loss(img_feats: Tensor,
                                text_feats: Tensor,
                                labels: Tensor,

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmvireid.registry import MODELS
+from ..utils.checks import checks_enabled, to_device
+from .utils import fp32_under_autocast
 
 __all__ = [
     'label_smooth_ce_loss', 'image_text_ce_loss', 'LabelSmoothCELoss',
@@ -14,21 +16,27 @@ __all__ = [
 ]
 
 
-def _check_logits_labels(name: str, logits: Tensor, labels: Tensor) -> None:
+def _check_logits_labels(name: str, logits: Tensor, labels: Tensor) -> Tensor:
+    """Check shapes and (where free, see :mod:`mmvireid.models.utils.checks`)
+    the label range; return the labels on the logits' device."""
     if logits.dim() != 2:
         raise ValueError(f'{name} expects logits of shape (N, C), got '
                          f'{tuple(logits.shape)}.')
     if labels.shape != (logits.size(0), ):
         raise ValueError(f'{name} expects labels of shape ({logits.size(0)}, )'
                          f' to match the logits, got {tuple(labels.shape)}.')
-    if labels.numel() and (int(labels.min()) < 0
-                           or int(labels.max()) >= logits.size(1)):
+    # Out-of-range labels would be a device-side assert on a GPU; checked
+    # on the host labels the models pass (or with device checks on).
+    if labels.numel() and checks_enabled(labels) and (
+            int(labels.min()) < 0 or int(labels.max()) >= logits.size(1)):
         raise ValueError(
             f'{name}: labels must lie in [0, {logits.size(1) - 1}] for '
             f'{logits.size(1)} logit columns, got values from '
             f'{int(labels.min())} to {int(labels.max())}.')
+    return to_device(labels, logits.device)
 
 
+@fp32_under_autocast
 def label_smooth_ce_loss(logits: Tensor,
                          labels: Tensor,
                          epsilon: float = 0.1,
@@ -58,7 +66,7 @@ def label_smooth_ce_loss(logits: Tensor,
     Returns:
         Tensor: A scalar.
     """
-    _check_logits_labels('label_smooth_ce_loss', logits, labels)
+    labels = _check_logits_labels('label_smooth_ce_loss', logits, labels)
     num_classes = logits.size(1) if num_classes is None else num_classes
     log_probs = F.log_softmax(logits, dim=1)
     one_hot = torch.zeros(
@@ -70,6 +78,7 @@ def label_smooth_ce_loss(logits: Tensor,
     return (-targets * log_probs).mean(0).sum()
 
 
+@fp32_under_autocast
 def image_text_ce_loss(img_feats: Tensor,
                        text_feats: Tensor,
                        labels: Tensor,
@@ -105,7 +114,7 @@ def image_text_ce_loss(img_feats: Tensor,
     logits = img_feats @ text_feats.t()
     if epsilon > 0:
         return label_smooth_ce_loss(logits, labels, epsilon, num_classes)
-    _check_logits_labels('image_text_ce_loss', logits, labels)
+    labels = _check_logits_labels('image_text_ce_loss', logits, labels)
     return F.cross_entropy(logits, labels.long())
 
 

@@ -15,6 +15,11 @@ Features are L2-normalised inside (``x̂ = x / ||x||``), so every similarity
 is a cosine. None of the losses assumes the sampler's P x K layout: groups
 (identity, modality) are found from the labels, so any batch composition is
 valid; terms whose group is missing from the batch are skipped.
+
+The groups depend on the labels and modalities only. Given on the host (as
+the models pass them), they are found there and only index tensors are
+copied to the features' device, so no loss waits for the GPU; the values are
+those of the same computation done on the device.
 """
 from typing import Optional, Tuple
 
@@ -23,7 +28,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmvireid.registry import MODELS
+from ..utils.checks import checks_enabled, to_device
 from .supcon_loss import supcon_loss
+from .utils import fp32_under_autocast
 
 __all__ = [
     'ese_loss', 'cvsc_loss', 'cmsp_loss', 'ESELoss', 'CVSCLoss', 'CMSPLoss'
@@ -48,33 +55,41 @@ def _check_inputs(name: str,
         if modalities.shape != (batch, ):
             raise ValueError(f'{name} expects modalities of shape ({batch}, '
                              f'), got {tuple(modalities.shape)}.')
-        bad = set(torch.unique(modalities).tolist()) - {0, 1}
-        if bad:
-            raise ValueError(f'{name}: modalities must be 0 (visible) or 1 '
-                             f'(infrared), got {sorted(bad)}.')
+        if checks_enabled(modalities):
+            bad = set(torch.unique(modalities).tolist()) - {0, 1}
+            if bad:
+                raise ValueError(f'{name}: modalities must be 0 (visible) '
+                                 f'or 1 (infrared), got {sorted(bad)}.')
 
 
 def _group_ids(labels: Tensor,
-               modalities: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """Index every sample's (identity, modality) group.
+               modalities: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Index every sample's (identity, modality) group, on the device of
+    ``labels`` (the host, where this costs no sync).
 
     Returns:
         tuple: ``group [B]`` (group index of each sample, 0..G-1),
-        ``group_label [G]`` and ``group_modality [G]``.
+        ``group_label [G]``, ``group_modality [G]`` and ``group_size [G]``.
     """
     key = labels.long() * 2 + modalities.long()
     uniq, group = torch.unique(key, return_inverse=True)
-    return group, uniq // 2, uniq % 2
+    sizes = torch.bincount(group, minlength=uniq.numel())
+    return group, uniq // 2, uniq % 2, sizes
 
 
-def _group_mean(x: Tensor, group: Tensor, num_groups: int) -> Tensor:
-    """Mean of the rows of ``x`` [B, D] per group: ``[G, D]``."""
-    sums = x.new_zeros(num_groups, x.size(1)).index_add_(0, group, x)
-    counts = torch.bincount(group, minlength=num_groups).to(x.dtype)
-    return sums / counts.unsqueeze(1)
+def _group_mean(x: Tensor, group: Tensor, sizes: Tensor) -> Tensor:
+    """Mean of the rows of ``x`` [B, D] per group: ``[G, D]``.
+
+    ``group`` and ``sizes`` (from :func:`_group_ids`) must be on ``x``'s
+    device; the sizes come precomputed because ``bincount`` on a GPU reads
+    the indices back to the host.
+    """
+    sums = x.new_zeros(sizes.numel(), x.size(1)).index_add_(0, group, x)
+    return sums / sizes.to(x.dtype).unsqueeze(1)
 
 
 # --------------------------------------------------------------------- ESE
+@fp32_under_autocast
 def ese_loss(img_feats: Tensor,
              text_feats: Tensor,
              labels: Tensor,
@@ -135,6 +150,7 @@ def ese_loss(img_feats: Tensor,
 
 
 # -------------------------------------------------------------------- CVSC
+@fp32_under_autocast
 def cvsc_loss(img_feats: Tensor,
               text_feats: Tensor,
               labels: Tensor,
@@ -196,14 +212,16 @@ def cvsc_loss(img_feats: Tensor,
     _check_inputs('cvsc_loss', img_feats, text_feats, labels, modalities)
     v = F.normalize(img_feats, dim=1)
     e = F.normalize(text_feats, dim=1)
-    group, group_label, group_mod = _group_ids(labels, modalities)
-    num_groups = group_label.numel()
-    v_bar = F.normalize(_group_mean(v, group, num_groups), dim=1)
-    e_bar = F.normalize(_group_mean(e, group, num_groups), dim=1)
+    group, group_label, group_mod, sizes = _group_ids(labels, modalities)
+    device = v.device
+    group, sizes = to_device(group, device), to_device(sizes, device)
+    v_bar = F.normalize(_group_mean(v, group, sizes), dim=1)
+    e_bar = F.normalize(_group_mean(e, group, sizes), dim=1)
 
     # Both [B, G]; columns of the other modality are masked out of the
     # softmax, so each row is a distribution over G_m.
-    same_mod = modalities.long().unsqueeze(1) == group_mod.unsqueeze(0)
+    same_mod = to_device(
+        modalities.long().unsqueeze(1) == group_mod.unsqueeze(0), device)
     neg_inf = torch.finfo(v.dtype).min
     teacher_logits = (v_bar.detach()[group] @ e_bar.t()) / temperature
     student_logits = (v @ e_bar.t()) / temperature
@@ -229,22 +247,26 @@ CMSP_LEVELS = ('sample', 'identity')
 
 
 def _cmsp_gaps(dist: Tensor, same_id: Tensor, same_mod: Tensor,
-               dim: int) -> Tuple[Tensor, Tensor]:
-    """Per-anchor ``d_inter - d_intra`` along ``dim`` of ``dist`` [B, B].
-
-    Returns the gaps ``[B]`` and a ``[B]`` mask of the anchors whose
-    identity has images (or descriptions) of both modalities in the batch.
-    """
+               dim: int) -> Tensor:
+    """Per-anchor ``d_inter - d_intra`` along ``dim`` of ``dist`` [B, B]
+    (the masks on ``dist``'s device); meaningful for the anchors that have
+    both kinds of pairs only (see :func:`_cmsp_valid`)."""
     intra = same_id & same_mod
     inter = same_id & ~same_mod
     n_intra = intra.sum(dim).to(dist.dtype)
     n_inter = inter.sum(dim).to(dist.dtype)
-    valid = (n_intra > 0) & (n_inter > 0)
     d_intra = (dist * intra).sum(dim) / n_intra.clamp(min=1)
     d_inter = (dist * inter).sum(dim) / n_inter.clamp(min=1)
-    return d_inter - d_intra, valid
+    return d_inter - d_intra
 
 
+def _cmsp_valid(same_id: Tensor, same_mod: Tensor, dim: int) -> Tensor:
+    """``[B]`` mask of the anchors (along ``dim``) whose identity has
+    images (or descriptions) of both modalities in the batch."""
+    return (same_id & same_mod).any(dim) & (same_id & ~same_mod).any(dim)
+
+
+@fp32_under_autocast
 def cmsp_loss(img_feats: Tensor,
               text_feats: Tensor,
               labels: Tensor,
@@ -311,26 +333,34 @@ def cmsp_loss(img_feats: Tensor,
     v = F.normalize(img_feats, dim=1)
     e = F.normalize(text_feats, dim=1)
     dist = 1 - v @ e.t()  # [B images, B descriptions]
+    device = dist.device
+    # Structure on the labels' device (the host), then copied.
     same_id = labels.unsqueeze(1) == labels.unsqueeze(0)
     same_mod = modalities.unsqueeze(1) == modalities.unsqueeze(0)
-    group, _, _ = _group_ids(labels, modalities)
-    num_groups = int(group.max()) + 1 if group.numel() else 0
+    group, _, _, sizes = _group_ids(labels, modalities)
+    same_id_d, same_mod_d = to_device(same_id, device), to_device(
+        same_mod, device)
+    group_d, sizes_d = to_device(group, device), to_device(sizes, device)
 
     def reduce(gaps: Tensor, valid: Tensor) -> Tensor:
-        if not bool(valid.any()):
+        valid_idx = torch.nonzero(valid).squeeze(1)
+        if not valid_idx.numel():
             return dist.sum() * 0
         if level == 'sample':
-            return gaps[valid].pow(2).mean()
+            return gaps[to_device(valid_idx, device)].pow(2).mean()
         # A group's anchors are all valid or all invalid (same identity).
-        keep = torch.unique(group[valid])
-        means = _group_mean(gaps.unsqueeze(1), group, num_groups)[keep, 0]
+        keep = to_device(torch.unique(group[valid_idx]), device)
+        means = _group_mean(gaps.unsqueeze(1), group_d, sizes_d)[keep, 0]
         return means.pow(2).mean()
 
     losses = []
-    if anchor in ('text', 'both'):  # columns: one description each
-        losses.append(reduce(*_cmsp_gaps(dist, same_id, same_mod, dim=0)))
-    if anchor in ('image', 'both'):  # rows: one image each
-        losses.append(reduce(*_cmsp_gaps(dist, same_id, same_mod, dim=1)))
+    for dim, kind in ((0, 'text'), (1, 'image')):
+        # dim 0: columns, one description each; dim 1: rows, one image each
+        if anchor in (kind, 'both'):
+            losses.append(
+                reduce(
+                    _cmsp_gaps(dist, same_id_d, same_mod_d, dim=dim),
+                    _cmsp_valid(same_id, same_mod, dim=dim)))
     return sum(losses) / len(losses)
 
 

@@ -5,11 +5,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmvireid.registry import MODELS
-from .utils import euclidean_dist
+from ..utils.checks import to_device
+from .utils import euclidean_dist, fp32_under_autocast
 
 __all__ = ['msel_loss', 'MSELLoss']
 
 
+@fp32_under_autocast
 def msel_loss(feats: Tensor,
               labels: Tensor,
               num_pos: int = 4,
@@ -75,7 +77,7 @@ def msel_loss(feats: Tensor,
     if feat_norm:
         feats = F.normalize(feats, p=2, dim=-1)
 
-    target = labels[:n]
+    target = to_device(labels[:n], feats.device)
     dist_mat = euclidean_dist(feats, feats, fused=True)
     dist_intra_vis = dist_mat[:n, :n]
     dist_cross_vis = dist_mat[:n, n:]

@@ -4,10 +4,13 @@ import torch
 from torch import Tensor, nn
 
 from mmvireid.registry import MODELS
+from ..utils.checks import checks_enabled, to_device
+from .utils import fp32_under_autocast
 
 __all__ = ['supcon_loss', 'SupConLoss']
 
 
+@fp32_under_autocast
 def supcon_loss(feats_a: Tensor,
                 feats_b: Tensor,
                 labels_a: Tensor,
@@ -33,6 +36,8 @@ def supcon_loss(feats_a: Tensor,
         feats_b (Tensor): Contrast features, shape (N, D).
         labels_a (Tensor): Identity labels of ``feats_a``, shape (M, ).
         labels_b (Tensor): Identity labels of ``feats_b``, shape (N, ).
+            Both may be on the host while the features are on a device
+            (checked there, then copied without blocking).
         temperature (float): Divides the logits. Defaults to 1.0.
 
     Returns:
@@ -40,7 +45,8 @@ def supcon_loss(feats_a: Tensor,
 
     Raises:
         ValueError: On mismatched shapes, or if some anchor label has no
-            positive in ``labels_b`` (the reference returns NaN there).
+            positive in ``labels_b`` (the reference returns NaN there; this
+            check runs on host labels, or with device checks on).
     """
     if feats_a.dim() != 2 or feats_b.dim() != 2 or \
             feats_a.size(1) != feats_b.size(1):
@@ -54,17 +60,25 @@ def supcon_loss(feats_a: Tensor,
                          f'{feats_a.size(0)} rows and labels_b '
                          f'{tuple(labels_b.shape)} for {feats_b.size(0)} '
                          'rows.')
+    # Every anchor needs a positive. The check reads label values, so it
+    # runs only where that costs no device sync (host labels, as the models
+    # pass them; see mmvireid.models.utils.checks).
+    if checks_enabled(labels_a, labels_b):
+        has_pos = torch.isin(labels_a, labels_b)
+        if not bool(has_pos.all()):
+            missing = torch.unique(labels_a[~has_pos]).tolist()
+            raise ValueError(
+                f'supcon_loss: anchor labels {missing} have no positive '
+                'among labels_b, so their mean log-probability is undefined '
+                '(NaN in the reference). Every label of labels_a must occur '
+                'in labels_b.')
+    labels_a = to_device(labels_a, feats_a.device)
+    labels_b = to_device(labels_b, feats_a.device)
     # The reference builds the mask in float32 whatever the feature dtype;
     # 0/1 are exact in any dtype, so only the output dtype under AMP depends
     # on it, and we keep it for the same promotion behaviour.
     mask = torch.eq(labels_a.unsqueeze(1), labels_b.unsqueeze(0)).float()
     num_pos = mask.sum(1)
-    if bool((num_pos == 0).any()):
-        missing = torch.unique(labels_a[num_pos == 0]).tolist()
-        raise ValueError(
-            f'supcon_loss: anchor labels {missing} have no positive among '
-            'labels_b, so their mean log-probability is undefined (NaN in '
-            'the reference). Every label of labels_a must occur in labels_b.')
 
     logits = torch.matmul(feats_a, feats_b.t()) / temperature
     # Subtracting the (detached) row maximum changes nothing mathematically

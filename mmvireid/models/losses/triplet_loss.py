@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmvireid.registry import MODELS
-from .utils import euclidean_dist, l2_normalize
+from ..utils.checks import checks_enabled, to_device
+from .utils import euclidean_dist, fp32_under_autocast, l2_normalize
 
 __all__ = [
     'hard_example_mining', 'hard_triplet_loss', 'softmax_weights',
@@ -42,14 +43,17 @@ def hard_example_mining(dist_mat: Tensor,
 
     Args:
         dist_mat (Tensor): Pairwise distances, shape (N, N).
-        labels (Tensor): Identity labels, shape (N, ).
+        labels (Tensor): Identity labels, shape (N, ); may be on the host
+            while ``dist_mat`` is on a device.
 
     Returns:
         tuple[Tensor, Tensor]: ``dist_ap`` and ``dist_an``, each (N, ).
 
     Raises:
         ValueError: If some anchor has no negative (a batch with a single
-            identity).
+            identity). Checked on host labels (or with device checks on,
+            see :mod:`mmvireid.models.utils.checks`); on a device a
+            single-identity batch gives ``dist_an = inf``.
     """
     n = dist_mat.size(0)
     if dist_mat.shape != (n, n) or labels.shape != (n, ):
@@ -57,18 +61,21 @@ def hard_example_mining(dist_mat: Tensor,
             'hard_example_mining expects an (N, N) distance '
             f'matrix and (N, ) labels, got {tuple(dist_mat.shape)}'
             f' and {tuple(labels.shape)}.')
-    is_pos = labels.unsqueeze(0) == labels.unsqueeze(1)
-    is_neg = ~is_pos
-    if not bool(is_neg.any(dim=1).all()):
+    # Some anchor lacks a negative exactly when all labels are equal.
+    if n and checks_enabled(labels) and bool((labels == labels[0]).all()):
         raise ValueError(
             'Batch-hard triplet mining needs at least two identities in the '
             f'batch, but every sample has label {labels[0].item()}: there is '
             'no negative to mine.')
+    labels = to_device(labels, dist_mat.device)
+    is_pos = labels.unsqueeze(0) == labels.unsqueeze(1)
+    is_neg = ~is_pos
     dist_ap = dist_mat.masked_fill(~is_pos, float('-inf')).max(dim=1)[0]
     dist_an = dist_mat.masked_fill(~is_neg, float('inf')).min(dim=1)[0]
     return dist_ap, dist_an
 
 
+@fp32_under_autocast
 def hard_triplet_loss(feats: Tensor,
                       labels: Tensor,
                       margin: Optional[float] = 0.3,
@@ -165,6 +172,7 @@ def softmax_weights(dist: Tensor,
     return exp_diff / z
 
 
+@fp32_under_autocast
 def wrt_triplet_loss(feats: Tensor,
                      labels: Tensor,
                      normalize_feature: bool = False,
@@ -197,6 +205,7 @@ def wrt_triplet_loss(feats: Tensor,
         Tensor: A scalar.
     """
     _check_feats_labels('wrt_triplet_loss', feats, labels)
+    labels = to_device(labels, feats.device)
     if normalize_feature:
         feats = l2_normalize(feats, dim=-1)
     dist_mat = euclidean_dist(feats, feats, fused=True)

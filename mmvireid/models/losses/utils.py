@@ -9,10 +9,45 @@ so the values of losses that read it): CLIP-ReID subtracts an explicit
 ``2 * x @ y.T`` while CSDN uses a fused ``addmm`` (``beta=1, alpha=-2``).
 :func:`euclidean_dist` offers both so each loss can follow its reference.
 """
+import functools
+
 import torch
 from torch import Tensor
 
-__all__ = ['euclidean_dist', 'l2_normalize']
+__all__ = ['euclidean_dist', 'l2_normalize', 'fp32_under_autocast']
+
+
+def fp32_under_autocast(fn):
+    """Run a loss function in float32 when autocast is on.
+
+    Under ``--amp`` the encoders run in bf16/fp16, but logits that go
+    through ``exp`` (SupCon, image-text CE, the EEES distributions) and
+    distance matrices built as ``|x|^2 + |y|^2 - 2xy`` (triplet, MSEL, CMSP)
+    lose too much in half precision: the expansion cancels catastrophically
+    near the small distances hard mining picks. The wrapper casts the
+    floating-point tensor arguments to float32 and turns autocast off for
+    the call; the gradients flow back in the callers' dtype. Without
+    autocast it calls ``fn`` unchanged, so fp32 training is bit-identical.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        device_type = next(
+            (a.device.type for a in args if isinstance(a, Tensor)), 'cpu')
+        if not torch.is_autocast_enabled(device_type):
+            return fn(*args, **kwargs)
+
+        def cast(value):
+            if isinstance(value, Tensor) and value.is_floating_point():
+                return value.float()
+            return value
+
+        with torch.autocast(device_type, enabled=False):
+            return fn(*[cast(a) for a in args],
+                      **{k: cast(v)
+                         for k, v in kwargs.items()})
+
+    return wrapper
 
 
 def l2_normalize(x: Tensor, dim: int = -1, eps: float = 1e-12) -> Tensor:
@@ -33,6 +68,7 @@ def l2_normalize(x: Tensor, dim: int = -1, eps: float = 1e-12) -> Tensor:
     return x / (torch.norm(x, 2, dim, keepdim=True).expand_as(x) + eps)
 
 
+@fp32_under_autocast
 def euclidean_dist(x: Tensor, y: Tensor, fused: bool = False) -> Tensor:
     """Pairwise euclidean distances ``sqrt(clamp(|x|^2 + |y|^2 - 2xy))``.
 

@@ -8,6 +8,7 @@ from mmengine.model import BaseModel
 
 from mmvireid.engine.model_wrappers import current_optim_wrapper
 from ..data_preprocessors import cam_tensor, modality_tensor
+from ..utils.checks import to_device
 
 __all__ = ['BaseStagedReID']
 
@@ -78,24 +79,35 @@ class BaseStagedReID(BaseModel):
                            'tensor')
 
     # -------------------------------------------------------------- helpers
+    # Data samples stay on the host (VIReIDDataPreprocessor moves only the
+    # inputs), so these return host tensors: the models validate them and
+    # build index structures from them there, and copy to the device with
+    # ``to_device`` only what the device needs (mmvireid.models.utils.checks).
     @staticmethod
     def labels_of(data_samples) -> torch.Tensor:
-        """``[B]`` labels of a list of DataSample or a dict of tensors."""
+        """``[B]`` labels of a list of DataSample or a dict of tensors, on
+        the samples' device (the host after the data preprocessor)."""
         if isinstance(data_samples, dict):
             return data_samples['gt_label']
         return torch.cat([s.gt_label for s in data_samples])
 
     @staticmethod
     def modalities_of(data_samples, device=None) -> torch.Tensor:
-        """``[B]`` modality ids (0 visible, 1 infrared)."""
+        """``[B]`` modality ids (0 visible, 1 infrared): on the host, or
+        copied to ``device`` without blocking when it is given."""
         if isinstance(data_samples, dict):
-            return data_samples['modality']
+            mods = data_samples['modality']
+            return mods if device is None else to_device(mods, device)
         return modality_tensor(data_samples, device)
 
     @staticmethod
     def cams_of(data_samples, device=None) -> Optional[torch.Tensor]:
+        """``[B]`` camera ids or None: on the host, or copied to ``device``
+        without blocking when it is given."""
         if isinstance(data_samples, dict):
-            return data_samples.get('cam_id')
+            cams = data_samples.get('cam_id')
+            return cams if device is None or cams is None else to_device(
+                cams, device)
         return cam_tensor(data_samples, device)
 
     def extract_feat(self, inputs: torch.Tensor,

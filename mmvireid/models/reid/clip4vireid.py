@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from mmvireid.registry import MODELS
+from ..utils.checks import to_device
 from .clip_vireid import CLIPVIReID
 
 __all__ = ['CLIP4VIReID']
@@ -176,17 +177,20 @@ class CLIP4VIReID(CLIPVIReID):
             raise RuntimeError('class text features are missing: the ife '
                                'stage was not entered through '
                                'switch_stage("ife")')
+        # host labels / modalities: the split by modality costs no sync
         labels = self.labels_of(data_samples)
-        mods = self.modalities_of(data_samples, inputs.device)
+        mods = self.modalities_of(data_samples)
         feat, proj = self.image_features(inputs, data_samples)
         out = self.head([feat, proj])
         losses = self._id_triplet_losses(out, labels)
         v = out['feats'][1]
-        vis, ir = mods == 0, mods == 1
+        vis = torch.nonzero(mods == 0).squeeze(1)
+        ir = torch.nonzero(mods == 1).squeeze(1)
         w = self.loss_weights
-        losses['loss_i2t_vis'] = w['i2t_vis'] * self._i2t(v[vis], labels[vis])
+        losses['loss_i2t_vis'] = w['i2t_vis'] * self._i2t(
+            v[to_device(vis, v.device)], labels[vis])
         losses['loss_i2t_ir'] = w['i2t_ir'] * self._i2t(
-            self.ife_neck(v[ir]), labels[ir])
+            self.ife_neck(v[to_device(ir, v.device)]), labels[ir])
         return losses
 
     def batch_text_features(self, labels: torch.Tensor) -> tuple:
@@ -200,18 +204,23 @@ class CLIP4VIReID(CLIPVIReID):
 
         Returns:
             tuple[Tensor, Tensor]: ``T_B [P, D]`` and the sorted identities
-            ``[P]`` they belong to.
+            ``[P]`` they belong to, on the device of ``labels`` (host labels
+            keep ``unique`` off the device: it would sync).
         """
         ids = torch.unique(labels)
-        return self.prompt_learner(ids, self.text_encoder), ids
+        text = self.prompt_learner(
+            to_device(ids, self.prompt_learner.cls_ctx.device),
+            self.text_encoder)
+        return text, ids
 
     def loss_hsa(self, inputs: torch.Tensor,
                  data_samples: List) -> Dict[str, torch.Tensor]:
         """Prompts and image encoder together: SupCon(t2i) over both
         modalities + visible/IR alignment over the text space + ID +
         triplet."""
+        # host labels / modalities (see mmvireid.models.utils.checks)
         labels = self.labels_of(data_samples)
-        mods = self.modalities_of(data_samples, inputs.device)
+        mods = self.modalities_of(data_samples)
         feat, proj = self.image_features(inputs, data_samples)
         out = self.head([feat, proj])
         losses = self._id_triplet_losses(out, labels)

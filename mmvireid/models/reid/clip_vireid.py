@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from mmvireid.registry import MODELS
+from ..utils.checks import to_device
 from .base import BaseStagedReID
 
 __all__ = ['CLIPVIReID']
@@ -125,12 +126,15 @@ class CLIPVIReID(BaseStagedReID):
 
     # ------------------------------------------------------------- features
     def image_features(self, inputs: torch.Tensor, data_samples) -> tuple:
-        """Run the image encoder: returns ``(feat, proj)``."""
-        device = inputs.device
+        """Run the image encoder: returns ``(feat, proj)``.
+
+        Modality and camera ids go in as host tensors: the encoder checks
+        them and splits the batch by modality there, without device syncs.
+        """
         return self.image_encoder(
             inputs,
-            modality=self.modalities_of(data_samples, device),
-            cam_ids=self.cams_of(data_samples, device))
+            modality=self.modalities_of(data_samples),
+            cam_ids=self.cams_of(data_samples))
 
     def extract_cache_features(self, data: dict) -> torch.Tensor:
         """Projected image features ``v [B, D]`` for the prompt stage."""
@@ -159,8 +163,11 @@ class CLIPVIReID(BaseStagedReID):
     def loss_prompt(self, inputs: torch.Tensor,
                     data_samples: dict) -> Dict[str, torch.Tensor]:
         """Prompt stage on cached features: ``inputs`` is ``v [B, D]``."""
+        # Host labels for the losses (checked there for free), a device copy
+        # for the prompt learner's lookup.
         labels = self.labels_of(data_samples)
-        text = self.prompt_learner(labels, self.text_encoder)
+        text = self.prompt_learner(
+            to_device(labels, inputs.device), self.text_encoder)
         return dict(
             loss_supcon_i2t=self.prompt_loss(inputs, text, labels, labels),
             loss_supcon_t2i=self.prompt_loss(text, inputs, labels, labels))
@@ -187,7 +194,8 @@ class CLIPVIReID(BaseStagedReID):
 
         Args:
             out (dict): :class:`BNNeckHead` output.
-            labels (Tensor): ``[B]`` train labels.
+            labels (Tensor): ``[B]`` train labels, on the host (the losses
+                copy them to the device without blocking).
         """
         w = self.loss_weights
         losses = dict(
@@ -196,6 +204,7 @@ class CLIPVIReID(BaseStagedReID):
             loss_triplet=w['triplet'] *
             sum(self.triplet_loss(f, labels) for f in out['feats']))
         with torch.no_grad():
-            losses['acc'] = (
-                out['logits'][0].argmax(1) == labels).float().mean()
+            logits = out['logits'][0]
+            losses['acc'] = (logits.argmax(1) == to_device(
+                labels, logits.device)).float().mean()
         return losses

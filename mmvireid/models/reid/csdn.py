@@ -11,6 +11,7 @@ import torch.nn as nn
 from mmengine.dist import broadcast
 
 from mmvireid.registry import MODELS
+from ..utils.checks import to_device
 from .clip_vireid import CLIPVIReID
 
 __all__ = ['CSDN']
@@ -223,6 +224,16 @@ class CSDN(CLIPVIReID):
             persistent=True)
         self.register_buffer('class_text_ready',
                              torch.zeros((), dtype=torch.bool))
+        # Host mirror of ``class_text_ready`` once it has been read as True,
+        # so that loss_finetune does not read the (device) buffer, a sync,
+        # every step. Reset whenever the buffer may change: stage entry and
+        # state-dict loading.
+        self._class_text_verified = False
+        self.register_load_state_dict_pre_hook(self._forget_text_check)
+
+    @staticmethod
+    def _forget_text_check(module, *args, **kwargs) -> None:
+        module._class_text_verified = False
 
     def _build_prompt_learners(self, cfg: dict) -> None:
         """Two learners with the same template: visible and infrared."""
@@ -231,16 +242,20 @@ class CSDN(CLIPVIReID):
 
     # ---------------------------------------------------------------- stage
     def _enter_stage(self, name: str) -> None:
+        self._class_text_verified = False
         if name in ('prompt', 'fusion'):
             # T will depend on what these stages learn.
             self.class_text_ready.fill_(False)
-        elif name == 'finetune' and not bool(self.class_text_ready):
-            feats = self.compute_class_text_features()
-            # Dropout draws may differ between ranks (diff_rank_seed): keep
-            # rank 0's T everywhere.
-            broadcast(feats, src=0)
-            self.class_text_feats.copy_(feats)
-            self.class_text_ready.fill_(True)
+        elif name == 'finetune':
+            # Once per stage entry, so reading the buffer is no concern.
+            if not bool(self.class_text_ready):
+                feats = self.compute_class_text_features()
+                # Dropout draws may differ between ranks (diff_rank_seed):
+                # keep rank 0's T everywhere.
+                broadcast(feats, src=0)
+                self.class_text_feats.copy_(feats)
+                self.class_text_ready.fill_(True)
+            self._class_text_verified = True
 
     @torch.no_grad()
     def compute_class_text_features(self) -> torch.Tensor:
@@ -267,23 +282,31 @@ class CSDN(CLIPVIReID):
                                modalities: torch.Tensor) -> torch.Tensor:
         """``[B, D]`` text features, each from the prompt learner of its
         sample's modality (visible: ``prompt_learner_vis``, infrared:
-        ``prompt_learner_ir``)."""
+        ``prompt_learner_ir``).
+
+        ``labels`` and ``modalities`` are best on the host (the models pass
+        them so): the split by modality is then computed there, without a
+        device sync, and only the index tensors are copied.
+        """
+        device = self.prompt_learner_vis.cls_ctx.device
         parts, order = [], []
         for modality, learner in ((VISIBLE, self.prompt_learner_vis),
                                   (INFRARED, self.prompt_learner_ir)):
             idx = torch.nonzero(modalities == modality).squeeze(1)
             if idx.numel():
-                parts.append(learner(labels[idx], self.text_encoder))
+                parts.append(
+                    learner(to_device(labels[idx], device), self.text_encoder))
                 order.append(idx)
         order = torch.cat(order)
         if order.numel() != labels.numel():
             raise ValueError('CSDN: modalities must be 0 (visible) or 1 '
                              f'(infrared), got {modalities.unique().tolist()}')
-        return torch.cat(parts)[torch.argsort(order)]
+        return torch.cat(parts)[to_device(torch.argsort(order), device)]
 
     def fused_text_features(self, labels: torch.Tensor) -> torch.Tensor:
         """``[B, D]`` SII-fused text features of ``labels``; gradients reach
         the fusion only."""
+        labels = to_device(labels, self.prompt_learner_vis.cls_ctx.device)
         with torch.no_grad():
             text_vis = self.prompt_learner_vis(labels, self.text_encoder)
             text_ir = self.prompt_learner_ir(labels, self.text_encoder)
@@ -326,21 +349,23 @@ class CSDN(CLIPVIReID):
         """
         data = self.data_preprocessor(data, False)
         inputs, samples = data['inputs'], data['data_samples']
-        modalities = self.modalities_of(samples, inputs.device)
-        cams = self.cams_of(samples, inputs.device)
+        # host metadata: the split by modality costs no device sync
+        modalities = self.modalities_of(samples)
+        cams = self.cams_of(samples)
         feats = None
         with self._cache_encoder_mode():
             for modality in (VISIBLE, INFRARED):
                 idx = torch.nonzero(modalities == modality).squeeze(1)
                 if not idx.numel():
                     continue
+                idx_d = to_device(idx, inputs.device)
                 _, proj = self.image_encoder(
-                    inputs[idx],
+                    inputs[idx_d],
                     modality=modalities[idx],
                     cam_ids=None if cams is None else cams[idx])
                 if feats is None:
                     feats = proj.new_zeros((len(inputs), ) + proj.shape[1:])
-                feats[idx] = proj
+                feats[idx_d] = proj
         return feats
 
     def _append_second_views(self, inputs: torch.Tensor, data_samples: List
@@ -373,8 +398,9 @@ class CSDN(CLIPVIReID):
                     data_samples: dict) -> Dict[str, torch.Tensor]:
         """Stage 1 on cached features ``v [B, D]``: each feature against the
         text of its modality's prompt learner."""
+        # host labels / modalities (see mmvireid.models.utils.checks)
         labels = self.labels_of(data_samples)
-        modalities = self.modalities_of(data_samples, inputs.device)
+        modalities = self.modalities_of(data_samples)
         text = self.modality_text_features(labels, modalities)
         return dict(
             loss_supcon_i2t=self.prompt_loss(inputs, text, labels, labels),
@@ -393,18 +419,23 @@ class CSDN(CLIPVIReID):
                       data_samples: List) -> Dict[str, torch.Tensor]:
         """Stage 3 (HSE) on ``[visible; infrared]`` images plus the second
         visible views, with the frozen fused text ``T``."""
-        if not bool(self.class_text_ready):
-            raise RuntimeError('CSDN: the fused class text features are '
-                               'missing; enter the finetune stage through '
-                               'switch_stage("finetune")')
+        if not self._class_text_verified:
+            # Read the buffer once, not every step (a device sync).
+            if not bool(self.class_text_ready):
+                raise RuntimeError('CSDN: the fused class text features are '
+                                   'missing; enter the finetune stage '
+                                   'through switch_stage("finetune")')
+            self._class_text_verified = True
         device = inputs.device
-        labels = self.labels_of(data_samples).to(device)
-        modalities = self.modalities_of(data_samples, device)
-        cams = self.cams_of(data_samples, device)
+        # Labels, modalities, cameras and every index derived from them stay
+        # on the host (no device sync); the device gets index copies.
+        labels = self.labels_of(data_samples)
+        modalities = self.modalities_of(data_samples)
+        cams = self.cams_of(data_samples)
         num_first = len(inputs)
         inputs, source = self._append_second_views(inputs, data_samples)
         if source:
-            source = torch.tensor(source, device=device)
+            source = torch.tensor(source)
             labels = torch.cat([labels, labels[source]])
             modalities = torch.cat([modalities, modalities[source]])
             if cams is not None:
@@ -415,7 +446,7 @@ class CSDN(CLIPVIReID):
         out = self.head([feat, proj])
         f, v = out['feats']
         logits_f, logits_v = out['logits']
-        first_view = torch.arange(len(inputs), device=device) < num_first
+        first_view = torch.arange(len(inputs)) < num_first
         vis = torch.nonzero(first_view & (modalities == VISIBLE)).squeeze(1)
         ir = torch.nonzero(modalities == INFRARED).squeeze(1)
         if not vis.numel() or not ir.numel():
@@ -423,6 +454,7 @@ class CSDN(CLIPVIReID):
                 'CSDN finetune needs visible and infrared images in every '
                 f'batch, got {vis.numel()} visible and {ir.numel()} infrared'
                 '; use CrossModalIdentitySampler')
+        vis_d, ir_d = to_device(vis, device), to_device(ir, device)
         T = self.class_text_feats
         w = self.loss_weights
         losses = dict(
@@ -430,15 +462,17 @@ class CSDN(CLIPVIReID):
             loss_id_proj=w['id'] * self.id_loss(logits_v, labels),
             loss_triplet=w['triplet'] * self.triplet_loss(f, labels),
             loss_triplet_proj=w['triplet'] * self.triplet_loss(v, labels),
-            loss_i2t_vis=w['i2t_vis'] * self.i2t_loss(v[vis], T, labels[vis]),
-            loss_i2t_ir=w['i2t_ir'] * self.i2t_loss(v[ir], T, labels[ir]))
+            loss_i2t_vis=w['i2t_vis'] *
+            self.i2t_loss(v[vis_d], T, labels[vis]),
+            loss_i2t_ir=w['i2t_ir'] * self.i2t_loss(v[ir_d], T, labels[ir]))
         if self.msel_loss is not None:
             # [first visible view; infrared], aligned by position.
-            pair = torch.cat([vis, ir])
+            pair, pair_d = torch.cat([vis, ir]), torch.cat([vis_d, ir_d])
             losses['loss_msel'] = w['msel'] * self.msel_loss(
-                f[pair], labels[pair])
+                f[pair_d], labels[pair])
             losses['loss_msel_proj'] = w['msel'] * self.msel_loss(
-                v[pair], labels[pair])
+                v[pair_d], labels[pair])
         with torch.no_grad():
-            losses['acc'] = (logits_f.argmax(1) == labels).float().mean()
+            losses['acc'] = (logits_f.argmax(1) == to_device(
+                labels, device)).float().mean()
         return losses

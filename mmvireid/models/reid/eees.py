@@ -9,6 +9,7 @@ from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
 from mmvireid.registry import MODELS
+from ..utils.checks import to_device
 from .clip_vireid import CLIPVIReID
 
 __all__ = ['EEES']
@@ -205,8 +206,9 @@ class EEES(CLIPVIReID):
                 f'EEES: sample_idx {bad[0]} is outside the {num} encoded '
                 'descriptions; the train set changed after '
                 'prepare_stage_data()')
-        return self.desc_feats[torch.tensor(idx,
-                                            device=self.desc_feats.device)]
+        # built on the host, copied without blocking
+        return self.desc_feats[to_device(
+            torch.tensor(idx), self.desc_feats.device)]
 
     # ---------------------------------------------------------------- losses
     def loss_finetune(self, inputs: torch.Tensor,
@@ -228,8 +230,9 @@ class EEES(CLIPVIReID):
         branch = 'feats' if self.semantic_feature == 'proj' else 'bn_feats'
         img = out[branch][1]  # the projected branch
         text = self.description_features(data_samples).to(img.dtype)
+        # host labels / modalities: the losses group them there, no sync
         labels = self.labels_of(data_samples)
-        modalities = self.modalities_of(data_samples, img.device)
+        modalities = self.modalities_of(data_samples)
         for name in self.SEMANTIC_LOSSES:
             loss_fn = getattr(self, f'{name}_loss')
             if loss_fn is not None:

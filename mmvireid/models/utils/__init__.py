@@ -1,4 +1,6 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
+from .checks import (checks_enabled, device_checks, device_checks_enabled,
+                     is_host_tensor, set_device_checks, to_device)
 from .open_clip_builder import (build_open_clip, check_pretrained_activation,
                                 convert_openai_torchscript,
                                 is_torchscript_archive, load_clip_state_dict,
@@ -10,5 +12,7 @@ __all__ = [
     'build_open_clip', 'check_pretrained_activation', 'load_clip_weights',
     'load_clip_state_dict', 'convert_openai_torchscript',
     'is_torchscript_archive', 'resnet_grid_size', 'resize_grid_pos_embed',
-    'infer_pos_embed_grid', 'set_attnpool_grid'
+    'infer_pos_embed_grid', 'set_attnpool_grid', 'checks_enabled',
+    'device_checks', 'device_checks_enabled', 'is_host_tensor',
+    'set_device_checks', 'to_device'
 ]
