@@ -41,7 +41,6 @@ only by the ``llava`` backend.
 """
 import argparse
 import json
-import os
 import os.path as osp
 import re
 import sys
@@ -565,6 +564,7 @@ def build_backend(args, data_root: str):
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     from mmengine.config import Config
+
     from mmvireid.datasets.descriptions import resolve_descriptions_path
     from mmvireid.utils.tool_utils import UserInputError, run_or_explain
 

@@ -4,8 +4,7 @@ import os.path as osp
 from typing import List, Optional
 
 from mmvireid.registry import DATASETS
-from .base import BaseVIReIDDataset, read_list_file, \
-    relabel_by_ir
+from .base import BaseVIReIDDataset, read_list_file, relabel_by_ir
 
 REGDB_LAYOUT = """\
 <data_root>/

@@ -1,6 +1,6 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
-from .checkpoint import (UnsafeCheckpointError, register_safe_checkpoint_loader,
-                         safe_load_checkpoint)
+from .checkpoint import (UnsafeCheckpointError,
+                         register_safe_checkpoint_loader, safe_load_checkpoint)
 from .collect_env import collect_env
 from .setup_env import register_all_modules
 

@@ -2,11 +2,11 @@
 import pytest
 import torch
 from mmengine.runner import Runner
+from toy_utils import toy_config
 
 from mmvireid.datasets.feature_cache import FeatureCacheDataset
 from mmvireid.engine.hooks import StageSwitchHook
 from mmvireid.utils import register_all_modules
-from toy_utils import toy_config
 
 register_all_modules()
 

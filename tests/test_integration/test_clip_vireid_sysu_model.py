@@ -8,10 +8,10 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmpretrain.structures import DataSample
+from toy_utils import REPO_ROOT
 
 from mmvireid.registry import MODELS
 from mmvireid.utils import register_all_modules
-from toy_utils import REPO_ROOT
 
 register_all_modules()
 

@@ -1,15 +1,14 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """Interrupt a toy run inside each stage and resume it: the continued run
 must equal the uninterrupted one (stage, optimizer, scheduler, losses)."""
-import glob
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.runner import Runner
+from toy_utils import RecordLossesHook, toy_config
 
 from mmvireid.utils import register_all_modules
-from toy_utils import RecordLossesHook, toy_config
 
 register_all_modules()
 
@@ -97,7 +96,7 @@ def test_resume_equals_uninterrupted(reference_run, tmp_path, crash_epoch,
 
 
 def test_resume_without_checkpoint_path_fails_clearly(tmp_path):
-    from mmvireid.utils.tool_utils import UserInputError, \
-        check_resume_checkpoint
+    from mmvireid.utils.tool_utils import (UserInputError,
+                                           check_resume_checkpoint)
     with pytest.raises(UserInputError, match='does not exist'):
         check_resume_checkpoint(str(tmp_path / 'nothing.pth'))

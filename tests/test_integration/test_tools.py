@@ -31,7 +31,8 @@ def test_train_without_dataset_stops_with_one_clear_message(tmp_path):
               if line.startswith('ERROR')]
     # one message, no traceback
     assert len(errors) == 1, proc.stderr
-    assert 'SYSUMM01Dataset: the data_root folder "data/sysu_mm01/" does not exist' in errors[0], errors
+    assert ('SYSUMM01Dataset: the data_root folder "data/sysu_mm01/" does '
+            'not exist') in errors[0], errors
     assert 'Traceback' not in proc.stderr
     assert 'MultiScaleDeformableAttention' not in proc.stderr
     # names the missing path and shows the expected layout

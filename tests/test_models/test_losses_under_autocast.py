@@ -25,18 +25,18 @@ def _inputs(seed=0):
 
 
 CASES = {
-    'supcon': lambda f, t, c, l, m: supcon_loss(f, t, l, l),
-    'image_text_ce': lambda f, t, c, l, m: image_text_ce_loss(f, c, l),
+    'supcon': lambda f, t, c, y, m: supcon_loss(f, t, y, y),
+    'image_text_ce': lambda f, t, c, y, m: image_text_ce_loss(f, c, y),
     # the first 4 feature columns as fp32 logits of 4 classes
-    'label_smooth_ce': lambda f, t, c, l, m: label_smooth_ce_loss(
-        f[:, :4], l),
-    'hard_triplet': lambda f, t, c, l, m: hard_triplet_loss(f, l),
-    'wrt_triplet': lambda f, t, c, l, m: wrt_triplet_loss(f, l),
-    'msel': lambda f, t, c, l, m: msel_loss(f, l, num_pos=4),
-    'ese': lambda f, t, c, l, m: ese_loss(f, t, l, m),
-    'cvsc': lambda f, t, c, l, m: cvsc_loss(f, t, l, m),
-    'cmsp': lambda f, t, c, l, m: cmsp_loss(f, t, l, m),
-    'euclidean_dist': lambda f, t, c, l, m: euclidean_dist(f, t).sum(),
+    'label_smooth_ce': lambda f, t, c, y, m: label_smooth_ce_loss(
+        f[:, :4], y),
+    'hard_triplet': lambda f, t, c, y, m: hard_triplet_loss(f, y),
+    'wrt_triplet': lambda f, t, c, y, m: wrt_triplet_loss(f, y),
+    'msel': lambda f, t, c, y, m: msel_loss(f, y, num_pos=4),
+    'ese': lambda f, t, c, y, m: ese_loss(f, t, y, m),
+    'cvsc': lambda f, t, c, y, m: cvsc_loss(f, t, y, m),
+    'cmsp': lambda f, t, c, y, m: cmsp_loss(f, t, y, m),
+    'euclidean_dist': lambda f, t, c, y, m: euclidean_dist(f, t).sum(),
 }
 
 

@@ -226,12 +226,11 @@ def _blur3(img: np.ndarray) -> np.ndarray:
     return (rows[:, :-2] + 2 * rows[:, 1:-1] + rows[:, 2:]) / 4
 
 
-def render_person(
-    ident: Identity,
-    modality: str,
-    cam: int,
-    rng: np.random.Generator,
-    size: Tuple[int, int] = (128, 64)) -> np.ndarray:
+def render_person(ident: Identity,
+                  modality: str,
+                  cam: int,
+                  rng: np.random.Generator,
+                  size: Tuple[int, int] = (128, 64)) -> np.ndarray:
     """Render one image of ``ident``.
 
     Args:

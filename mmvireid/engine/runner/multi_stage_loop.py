@@ -6,7 +6,7 @@ and a leaf config changes one list); switching the model and data between
 stages is :class:`~mmvireid.engine.hooks.StageSwitchHook`'s job.
 """
 import copy
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Sequence, Union
 
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader

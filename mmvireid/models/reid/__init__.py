@@ -1,9 +1,9 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 from .base import BaseStagedReID
+from .clip4vireid import CLIP4VIReID
 from .clip_vireid import CLIPVIReID
 from .csdn import CSDN
 from .eees import EEES
-from .clip4vireid import CLIP4VIReID
 
 __all__ = ['BaseStagedReID', 'CLIPVIReID']
 __all__ += ['CLIP4VIReID']

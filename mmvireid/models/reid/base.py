@@ -69,8 +69,8 @@ class BaseStagedReID(BaseModel):
                     f'{type(self).__name__}: no current stage. Training needs '
                     'StageSwitchHook in custom_hooks, or call '
                     'model.switch_stage(name) first.')
-            return getattr(self, f'loss_{self.current_stage}')(inputs,
-                                                              data_samples)
+            loss_fn = getattr(self, f'loss_{self.current_stage}')
+            return loss_fn(inputs, data_samples)
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
