@@ -2,7 +2,6 @@
 """Shared fixtures: synthetic toy data and tiny training configs."""
 import os
 import os.path as osp
-import sys
 
 # One OpenMP thread per process: pytest-xdist runs one worker per core, and
 # tests launch subprocesses (tools, torchrun); more threads than cores makes
@@ -12,6 +11,7 @@ os.environ.setdefault('MKL_NUM_THREADS', '1')
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from toy_utils import make_toy_dataset  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -21,11 +21,5 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 @pytest.fixture(scope='session')
 def toy_sysu_root(tmp_path_factory):
     """A 64-identity toy dataset in the SYSU-MM01 layout (about 3 s)."""
-    sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'dataset_converters'))
-    try:
-        from make_toy_vireid import make_toy_dataset
-    finally:
-        sys.path.pop(0)
     root = tmp_path_factory.mktemp('toy_data') / 'toy_sysu'
-    make_toy_dataset('sysu', str(root), num_ids=64, seed=0, verbose=False)
-    return str(root) + '/'
+    return make_toy_dataset('sysu', root, num_ids=64) + '/'

@@ -1,6 +1,7 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 import copy
 import os.path as osp
+import sys
 
 from mmengine.config import Config
 from mmengine.hooks import Hook
@@ -8,6 +9,31 @@ from mmengine.hooks import Hook
 from mmvireid.registry import HOOKS
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+#: A tiny CLIP text tower (1 layer of width 32) for random-init test models.
+TINY_TEXT = dict(
+    context_length=77, vocab_size=49408, width=32, heads=2, layers=1)
+#: A ModifiedResNet (the RN50 layout) of width 8 at 64x32 with that text
+#: tower: 256-channel layer4 map, 32-d projection, BatchNorms in the stems.
+TINY_RN = dict(
+    embed_dim=32,
+    vision_cfg=dict(
+        image_size=(64, 32), layers=(1, 1, 1, 1), width=8, head_width=8),
+    text_cfg=TINY_TEXT)
+
+
+def make_toy_dataset(layout: str, root, **kwargs) -> str:
+    """Write toy data with ``tools/dataset_converters/make_toy_vireid.py``
+    (``tools/`` is not a package); returns ``root`` as a string."""
+    sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'dataset_converters'))
+    try:
+        from make_toy_vireid import make_toy_dataset as make
+    finally:
+        sys.path.pop(0)
+    kwargs.setdefault('seed', 0)
+    kwargs.setdefault('verbose', False)
+    make(layout, str(root), **kwargs)
+    return str(root)
 
 
 def toy_config(data_root: str,

@@ -8,7 +8,6 @@ import os
 import os.path as osp
 import pickle
 import shutil
-import sys
 
 import mmengine.dist
 import numpy as np
@@ -18,6 +17,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import set_random_seed
 from PIL import Image
+from toy_utils import make_toy_dataset
 
 from mmvireid.datasets import SYSUMM01Dataset
 from mmvireid.datasets.image_cache import (DecodedImageCache,
@@ -36,14 +36,8 @@ TEST_PIPELINE = PIPELINES.test_pipeline
 @pytest.fixture(scope='module')
 def pristine_root(tmp_path_factory):
     """4 toy identities in the SYSU layout (2 train, 2 test), 128x64."""
-    sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'dataset_converters'))
-    try:
-        from make_toy_vireid import make_toy_dataset
-    finally:
-        sys.path.pop(0)
-    root = str(tmp_path_factory.mktemp('cache_toy') / 'sysu')
-    make_toy_dataset('sysu', root, num_ids=4, seed=0, verbose=False)
-    return root
+    return make_toy_dataset(
+        'sysu', tmp_path_factory.mktemp('cache_toy') / 'sysu', num_ids=4)
 
 
 @pytest.fixture

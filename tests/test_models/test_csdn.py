@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmpretrain.structures import DataSample
+from toy_utils import TINY_RN, TINY_TEXT
 
 from mmvireid.engine.optimizers import StageOptimWrapperConstructor
 from mmvireid.registry import MODELS
@@ -22,14 +23,7 @@ from mmvireid.utils import register_all_modules
 register_all_modules()
 ROOT = osp.join(osp.dirname(__file__), '..', '..')
 
-TEXT = dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1)
-# ModifiedResNet of width 8: 256-channel layer4 map (2x4... at 64x32 a 4x2
-# grid with last_stride=1), a 32-d projection; BatchNorms in the stems.
-RN = dict(
-    embed_dim=32,
-    vision_cfg=dict(
-        image_size=(64, 32), layers=(1, 1, 1, 1), width=8, head_width=8),
-    text_cfg=TEXT)
+TEXT, RN = TINY_TEXT, TINY_RN
 H, W = 64, 32
 NUM_CLASSES = 3
 WEIGHTS = dict(id=1.0, msel=1.0, triplet=0.15, i2t_vis=0.05, i2t_ir=0.10)

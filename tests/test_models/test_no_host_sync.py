@@ -39,6 +39,7 @@ from mmengine.optim import OptimWrapper
 from mmpretrain.structures import DataSample
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
+from toy_utils import TINY_RN, TINY_TEXT
 
 import mmvireid
 from mmvireid.models.utils import checks
@@ -52,13 +53,7 @@ TORCH_DIR = osp.dirname(osp.abspath(torch.__file__)) + os.sep
 THIS_FILE = osp.abspath(__file__)
 TO_DEVICE_CODE = checks.to_device.__code__
 
-TEXT = dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1)
-# ModifiedResNet (the RN50 layout) of width 8 at 64x32
-RN = dict(
-    embed_dim=32,
-    vision_cfg=dict(
-        image_size=(64, 32), layers=(1, 1, 1, 1), width=8, head_width=8),
-    text_cfg=TEXT)
+TEXT, RN = TINY_TEXT, TINY_RN
 # 1-layer ViT at 32x16
 VIT = dict(
     embed_dim=32,

@@ -19,6 +19,7 @@ import sys
 import pytest
 import torch
 from mmengine.config import Config
+from toy_utils import make_toy_dataset
 
 from mmvireid.utils import register_all_modules
 
@@ -42,14 +43,8 @@ TRAIN_TOOL = _load_train_tool()
 @pytest.fixture(scope='module')
 def pristine_toy(tmp_path_factory):
     """12 identities (train ids 1, 2, 4, 5, 6, 7, 8, 11), never modified."""
-    sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'dataset_converters'))
-    try:
-        from make_toy_vireid import make_toy_dataset
-    finally:
-        sys.path.pop(0)
-    root = str(tmp_path_factory.mktemp('reliability') / 'toy')
-    make_toy_dataset('sysu', root, num_ids=12, seed=0, verbose=False)
-    return root
+    return make_toy_dataset(
+        'sysu', tmp_path_factory.mktemp('reliability') / 'toy', num_ids=12)
 
 
 @pytest.fixture

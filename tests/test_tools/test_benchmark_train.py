@@ -43,7 +43,7 @@ def test_every_stage_has_both_rows_ratio_and_loader(toy_sysu_root, tmp_path,
                                                     capsys):
     out_file = tmp_path / 'bench.json'
     out = _run('configs/csdn_toy.py', capsys, '--out', str(out_file),
-               '--cfg-options',
+               '--markdown', '--cfg-options',
                f'train_dataloader.dataset.data_root={toy_sysu_root}')
     stages = ('prompt', 'fusion', 'finetune')
     rows = _rows(out)
@@ -57,6 +57,9 @@ def test_every_stage_has_both_rows_ratio_and_loader(toy_sysu_root, tmp_path,
         assert f'ratio {stage}: ' in out
     assert 'loader: ' in out and 'img/s' in out
     assert 'full recipe (training only, no evaluation)' in out
+    # the markdown rows of docs/en/benchmarks.md: one per stage
+    md = [ln for ln in out.splitlines() if ln.startswith('| csdn_toy.py |')]
+    assert [ln.split('|')[2].split()[0] for ln in md] == list(stages)
 
     result = json.loads(out_file.read_text())
     assert [r['stage'] for r in result['steps']] == list(stages) * 2
@@ -84,6 +87,15 @@ def test_generates_toy_data_when_the_dataset_is_missing(tmp_path, capsys):
                                for v in ('mmvireid', 'reference-style')}
     assert 'generated toy data (32x16 JPEGs' in out
     assert 'not estimated' in out
+
+
+def test_loader_only(toy_sysu_root, capsys):
+    out = _run('configs/clip_vireid_toy.py', capsys, '--loader-only',
+               '--cfg-options',
+               f'train_dataloader.dataset.data_root={toy_sysu_root}')
+    assert _rows(out) == {}
+    loader = [ln for ln in out.splitlines() if ln.startswith('loader: ')]
+    assert len(loader) == 1 and '(0 workers, batch 16;' in loader[0]
 
 
 def test_variant_configs():

@@ -15,7 +15,7 @@ batches:
   after the timed steps). Prompt stages step on cached features, as
   :class:`StageSwitchHook` feeds them.
 * ``reference-style``: what the public VI-ReID code does — fp32, no
-  channels-last, the ``foreach`` (unfused) optimizer, ``loss.item()`` of every
+  channels-last, torch's default (unfused) optimizer step, ``loss.item()`` of every
   logged loss each step; prompt stages re-run the frozen image encoder over
   the images of every batch instead of reading a feature cache.
 
@@ -104,6 +104,8 @@ def parse_args(argv=None):
                         help='time the mmvireid row only')
     parser.add_argument('--skip-loader', action='store_true',
                         help='do not time the data loader')
+    parser.add_argument('--loader-only', action='store_true',
+                        help='time the data loader only (no model is built)')
     parser.add_argument('--loader-batches', type=int, default=20,
                         help='timed batches of the data loader')
     parser.add_argument('--num-workers', type=int,
@@ -115,6 +117,9 @@ def parse_args(argv=None):
         help='image size of the generated data when the dataset is missing '
         '(default 288 144)')
     parser.add_argument('--out', help='also write the results as JSON here')
+    parser.add_argument(
+        '--markdown', action='store_true',
+        help='also print the rows as a markdown table (docs/en/benchmarks.md)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
@@ -122,6 +127,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.amp is None:
         args.amp = 'bf16' if str(args.device).startswith('cuda') else 'none'
+    if args.loader_only and args.skip_loader:
+        parser.error('--loader-only and --skip-loader exclude each other')
     if args.iters < 1 or args.warmup < 0 or args.loader_batches < 1:
         parser.error('--iters and --loader-batches must be >= 1, --warmup '
                      '>= 0')
@@ -164,8 +171,8 @@ def variant_cfg(cfg: Config, reference: bool, amp: str) -> Config:
             ow['type'] = 'OptimWrapper'
             for key in ('loss_scale', 'dtype'):
                 ow.pop(key, None)
+            # torch's default step (foreach on CUDA), as the references get
             ow.setdefault('optimizer', {})['fused'] = False
-            ow['optimizer']['foreach'] = True
         elif amp != 'none':
             ow['type'] = 'AmpOptimWrapper'
             ow['dtype'] = {'bf16': 'bfloat16', 'fp16': 'float16'}[amp]
@@ -599,6 +606,32 @@ def print_estimate(estimate: Optional[dict], loader: Optional[dict]) -> None:
     print(f'full recipe (training only, no evaluation): {text}')
 
 
+def print_markdown(results: List[dict], ratios: Dict[str, float],
+                   loader: Optional[dict], meta: dict) -> None:
+    """The rows in the layout of the tables of docs/en/benchmarks.md."""
+    print('\n| config | stage | precision | batch | mmvireid items/s | '
+          'reference-style items/s | ratio | peak MiB (ours / ref) |')
+    print('| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |')
+    rows = {(r['stage'], r['variant']): r for r in results}
+    for stage in dict.fromkeys(r['stage'] for r in results):
+        mine = rows.get((stage, 'mmvireid'))
+        ref = rows.get((stage, 'reference-style'))
+        if mine is None:
+            continue
+        ratio = ratios.get(stage)
+        print(f'| {osp.basename(meta["config"])} | {stage} '
+              f'({mine["kind"]}) | {mine["precision"]} | {mine["batch"]} | '
+              f'{mine["items_per_s"]:.1f} | '
+              f'{_fmt(ref and ref["items_per_s"])} | '
+              f'{_fmt(ratio, ".2f")}x | '
+              f'{_fmt(mine["peak_mem_mib"], ".0f")} / '
+              f'{_fmt(ref and ref["peak_mem_mib"], ".0f")} |')
+    if loader is not None:
+        print(f'\nloader: {loader["items_per_s"]:.1f} img/s, '
+              f'{loader["num_workers"]} workers, batch {loader["batch"]}, '
+              f'{loader["source"]}')
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     register_all_modules()
@@ -631,6 +664,8 @@ def main(argv=None) -> None:
 
     variants = ['mmvireid'] + ([] if args.skip_baseline else
                                ['reference-style'])
+    if args.loader_only:
+        variants = []
     results = []
     for variant in variants:
         vcfg = variant_cfg(cfg, variant == 'reference-style', args.amp)
@@ -655,6 +690,8 @@ def main(argv=None) -> None:
         iters=args.iters,
         command=' '.join([osp.basename(sys.executable)] + sys.argv))
     ratios = print_table(results, loader, meta)
+    if args.markdown:
+        print_markdown(results, ratios, loader, meta)
     estimate = None
     if loader is not None and loader['real_data']:
         estimate = estimate_recipe(results, loader, stages)

@@ -1,36 +1,15 @@
 # CSDN (nengdong96/CSDN) with an OpenAI CLIP RN50, 288x144 input: the model of
 # the public code (see docs/en/methods/csdn.md) and its two-view train
 # pipeline.
-clip_arch = 'RN50'
-clip_pretrained = 'openai'  # an open_clip tag, or a local file path
+_base_ = ['./clip_vireid_rn50.py']
+# The CLIP RN50 of clip_vireid_rn50.py (ImageNet normalisation, 288x144,
+# layer4 stride 1, channels-last) with CSDN's parts.
 model = dict(
     type='CSDN',
-    num_classes=395,
-    data_preprocessor=dict(
-        type='VIReIDDataPreprocessor',
-        # ImageNet statistics, as the reference normalises its input
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        to_rgb=True),
-    image_encoder=dict(
-        type='CLIPImageEncoder',
-        arch=clip_arch,
-        pretrained=clip_pretrained,
-        input_size=(288, 144),
-        last_stride=1,
-        # NHWC conv trunk: cuDNN's tensor-core kernels under AMP are NHWC
-        # ones (same maths; channels_last=False gives the reference layout)
-        channels_last=True,
-        # image_encoder1 / image_encoder2 of the reference
-        modality_specific_stem=True),
-    text_encoder=dict(
-        type='CLIPTextEncoder', arch=clip_arch, pretrained=clip_pretrained),
-    # built twice: PromptLearner1 (visible) and PromptLearner2 (infrared)
-    prompt_learner=dict(
-        type='IDPromptLearner',
-        template='A photo of a X X X X person.',
-        num_ctx=4,
-        embed_width=512),
+    # image_encoder1 / image_encoder2 of the reference
+    image_encoder=dict(modality_specific_stem=True),
+    # (the base's prompt_learner is built twice: PromptLearner1 for visible,
+    # PromptLearner2 for infrared)
     # AttentionFusion(1024): numerically t_vis + W_c v(t_ir)
     fusion=dict(type='SIIFusion', embed_dim=1024, dropout=0.1,
                 key_tokens='ir'),
@@ -41,16 +20,15 @@ model = dict(
         pool='gem',
         bn_bias_trainable=True,
         classifier_bias=False),
-    prompt_loss=dict(type='SupConLoss'),
     id_loss=dict(type='LabelSmoothCELoss', epsilon=0.0),  # nn.CrossEntropyLoss
-    triplet_loss=dict(type='WRTTripletLoss'),
-    i2t_loss=dict(type='ImageTextCELoss'),
+    triplet_loss=dict(_delete_=True, type='WRTTripletLoss'),
     # MSEL(4): num_pos is the sampler's num_instances. The 2024-07 release:
     # --cfg-options model.msel_loss=None model.flip_test=False
     msel_loss=dict(type='MSELLoss', num_pos=4),
     # --lambda1/2/3 of the reference
     loss_weights=dict(
-        id=1.0, msel=1.0, triplet=0.15, i2t_vis=0.05, i2t_ir=0.10),
+        _delete_=True, id=1.0, msel=1.0, triplet=0.15, i2t_vis=0.05,
+        i2t_ir=0.10),
     test_feature='bn_l2',
     flip_test=True,
     # quirks of the public code, each switchable (docs/en/methods/csdn.md)

@@ -5,35 +5,13 @@
 # work on the projected feature v (attention-pool output, 1024-d = the text
 # embedding) against the frozen features of each image's own description.
 # A ViT-B/16 is a swap of clip_arch (and input_size / stride_size).
-clip_arch = 'RN50'
-clip_pretrained = 'openai'  # an open_clip tag, or a local file path
+_base_ = ['./clip_vireid_rn50.py']
+# The CLIP RN50 of clip_vireid_rn50.py (ImageNet normalisation, 288x144,
+# layer4 stride 1, channels-last; stage "prompt": one set of ID tokens
+# shared by both modalities) with EEES's parts.
 model = dict(
     type='EEES',
-    num_classes=395,
-    data_preprocessor=dict(
-        type='VIReIDDataPreprocessor',
-        # ImageNet statistics, as the VI-ReID references normalise RN50 input
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        to_rgb=True),
-    image_encoder=dict(
-        type='CLIPImageEncoder',
-        arch=clip_arch,
-        pretrained=clip_pretrained,
-        input_size=(288, 144),
-        last_stride=1,
-        # NHWC conv trunk: cuDNN's tensor-core kernels under AMP are NHWC
-        # ones (same maths; channels_last=False gives the reference layout)
-        channels_last=True,
-        modality_specific_stem=True),
-    text_encoder=dict(
-        type='CLIPTextEncoder', arch=clip_arch, pretrained=clip_pretrained),
-    # Stage "prompt": one set of ID tokens shared by both modalities.
-    prompt_learner=dict(
-        type='IDPromptLearner',
-        template='A photo of a X X X X person.',
-        num_ctx=4,
-        embed_width=512),
+    image_encoder=dict(modality_specific_stem=True),
     # CSDN's heads: GeM on the layer4 map, trainable BN biases, a biased
     # classifier on the projected branch.
     head=dict(
@@ -41,10 +19,8 @@ model = dict(
         pool='gem',
         bn_bias_trainable=True,
         classifier_bias=[False, True]),
-    prompt_loss=dict(type='SupConLoss'),
     id_loss=dict(type='LabelSmoothCELoss', epsilon=0.0),
-    triplet_loss=dict(type='WRTTripletLoss'),
-    i2t_loss=dict(type='ImageTextCELoss'),
+    triplet_loss=dict(_delete_=True, type='WRTTripletLoss'),
     # CSDN weighs triplet 0.15 and i2t 0.05 (visible) / 0.10 (infrared);
     # one i2t weight here, for both modalities.
     loss_weights=dict(id=1.0, triplet=0.15, i2t=0.1),
