@@ -214,3 +214,73 @@ def test_registry_build_and_text_pretrained_strict(tmp_path):
             RuntimeError,
             match=r'positional_embedding: checkpoint \(32, 64\)'):
         encoder.init_weights()
+
+
+def _prompt_features_and_grads(encoder, truncate):
+    torch.manual_seed(3)
+    learner = IDPromptLearner(
+        num_classes=5, embed_width=64, truncate_after_eot=truncate)
+    labels = torch.tensor([0, 3, 3, 4])
+    feats = learner(labels, encoder)
+    (feats * torch.linspace(-1, 1, feats.shape[1])).sum().backward()
+    return learner, feats.detach(), learner.cls_ctx.grad.clone()
+
+
+def test_prompt_truncated_after_eot_equals_full_context(clip_and_encoder,
+                                                        monkeypatch):
+    """Dropping the positions after EOT changes nothing but rounding: the
+    causal mask hides them from the EOT output that CLIP pools."""
+    _, encoder = clip_and_encoder
+    lengths = []
+    forward = encoder.forward_embeddings
+
+    def spy(embeds, tokens):
+        lengths.append(embeds.shape[1])
+        return forward(embeds, tokens)
+
+    monkeypatch.setattr(encoder, 'forward_embeddings', spy)
+    learner, short, short_grad = _prompt_features_and_grads(encoder, True)
+    _, full, full_grad = _prompt_features_and_grads(encoder, False)
+    # 'A photo of a X X X X person.' = SOT + 10 tokens + EOT
+    assert learner.num_prompt_tokens == 12
+    assert lengths == [12, 77]
+    torch.testing.assert_close(short, full, rtol=1e-5, atol=1e-6)
+    # gradients agree to float32 rounding of their own scale
+    scale = full_grad.abs().max().item()
+    assert scale > 0
+    torch.testing.assert_close(
+        short_grad, full_grad, rtol=0, atol=1e-5 * scale)
+
+
+def test_encode_texts_truncates_on_the_host(clip_and_encoder, monkeypatch):
+    clip, encoder = clip_and_encoder
+    texts = ['a person in a red coat', 'a tall person with a black backpack']
+    seen = []
+    encode = encoder.encode_tokens
+    monkeypatch.setattr(encoder, 'encode_tokens',
+                        lambda tokens: seen.append(tokens.shape) or
+                        encode(tokens))
+    feats = encoder.encode_texts(texts)
+    tokens = encoder.tokenize(texts)
+    with torch.no_grad():
+        expected = clip.encode_text(tokens)
+    # the longer text ends at its EOT: 1 + 8 words + EOT = 10 tokens
+    assert seen == [torch.Size([2, int(tokens.argmax(-1).max()) + 1])]
+    assert seen[0][1] < 77
+    torch.testing.assert_close(feats, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_no_truncation_without_causal_mask_or_eot_pooling(clip_and_encoder):
+    _, encoder = clip_and_encoder
+    assert encoder.truncates_after_eot
+    pool_type = encoder.pool_type
+    try:
+        encoder.pool_type = 'first'
+        assert not encoder.truncates_after_eot
+    finally:
+        encoder.pool_type = pool_type
+    encoder.truncate_after_eot = False
+    try:
+        assert not encoder.truncates_after_eot
+    finally:
+        encoder.truncate_after_eot = True

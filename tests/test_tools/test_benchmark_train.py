@@ -106,6 +106,10 @@ def test_variant_configs():
     assert ref.model.image_encoder.pretrained is None
     assert fast.model.text_encoder.pretrained is None
     assert ref.model.image_encoder.get('channels_last', False) is False
+    assert ref.model.prompt_learner.truncate_after_eot is False
+    assert ref.model.text_encoder.truncate_after_eot is False
+    assert 'truncate_after_eot' not in fast.model.prompt_learner
+    assert fast.model.image_encoder.channels_last is True
     assert fast.model.image_encoder.get('channels_last') == \
         cfg.model.image_encoder.get('channels_last')
     for stage in ('prompt', 'fusion', 'finetune'):

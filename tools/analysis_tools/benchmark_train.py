@@ -15,9 +15,10 @@ batches:
   after the timed steps). Prompt stages step on cached features, as
   :class:`StageSwitchHook` feeds them.
 * ``reference-style``: what the public VI-ReID code does — fp32, no
-  channels-last, torch's default (unfused) optimizer step, ``loss.item()`` of every
-  logged loss each step; prompt stages re-run the frozen image encoder over
-  the images of every batch instead of reading a feature cache.
+  channels-last, torch's default (unfused) optimizer step, ``loss.item()``
+  of every logged loss each step, the text encoder over all 77 token
+  positions; prompt stages re-run the frozen image encoder over the images
+  of every batch instead of reading a feature cache.
 
 It prints img/s (features/s for prompt stages) of both, their ratio, the peak
 GPU memory of each, and — unless ``--skip-loader`` — the img/s of the train
@@ -160,7 +161,8 @@ def _stage_wrapper_cfgs(optim_cfg) -> List[dict]:
 def variant_cfg(cfg: Config, reference: bool, amp: str) -> Config:
     """The config of one benchmark variant (a deep copy).
 
-    ``reference=True``: fp32, channels-last off, unfused optimizers.
+    ``reference=True``: fp32, channels-last off, unfused optimizers, the
+    full 77-token text context.
     Otherwise the config as given, with autocast ``amp`` on every stage's
     optim wrapper. Pretrained weights are switched off in both.
     """
@@ -181,7 +183,23 @@ def variant_cfg(cfg: Config, reference: bool, amp: str) -> Config:
                 else 'dynamic'
     if reference:
         _walk(cfg.model, 'channels_last', False)
+        # the references run the text encoder on all 77 positions
+        _set_for_types(cfg.model, ('IDPromptLearner', 'CLIPTextEncoder'),
+                       'truncate_after_eot', False)
     return cfg
+
+
+def _set_for_types(node, types, key: str, value) -> None:
+    """Set ``key`` in every dict of ``node`` whose ``type`` is in
+    ``types``."""
+    if isinstance(node, dict):
+        if str(node.get('type', '')).split('.')[-1] in types:
+            node[key] = value
+        for v in node.values():
+            _set_for_types(v, types, key, value)
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            _set_for_types(item, types, key, value)
 
 
 def pipeline_after_loading(pipeline: List[dict]) -> List[dict]:

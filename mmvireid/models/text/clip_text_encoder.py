@@ -55,9 +55,11 @@ class CLIPTextEncoder(BaseModule):
                  pretrained: Optional[str] = None,
                  quick_gelu: bool = True,
                  allow_torchscript: bool = False,
+                 truncate_after_eot: bool = True,
                  init_cfg: Optional[Union[dict, list]] = None):
         super().__init__(init_cfg=init_cfg)
         self.arch = arch
+        self.truncate_after_eot = bool(truncate_after_eot)
         self.pretrained = pretrained
         self.allow_torchscript = allow_torchscript
 
@@ -109,6 +111,21 @@ class CLIPTextEncoder(BaseModule):
     def context_length(self) -> int:
         """Maximum number of tokens (77)."""
         return self._context_length
+
+    @property
+    def truncates_after_eot(self) -> bool:
+        """Whether positions after the EOT token can be dropped.
+
+        With CLIP's causal attention mask the output at position ``i``
+        depends on tokens ``0..i`` only, and ``argmax`` pooling reads the
+        output at the EOT token, so the padding after the last EOT of a
+        batch changes nothing but costs most of the compute (a CLIP-ReID
+        prompt has 13 of the 77 tokens). Same maths, float rounding aside
+        (matmuls of another shape); see :meth:`encode_texts` and
+        :class:`IDPromptLearner`.
+        """
+        return (self.truncate_after_eot and self.pool_type == 'argmax'
+                and self.attn_mask is not None)
 
     # ------------------------------------------------------------------ #
     # weights / mode
@@ -172,8 +189,18 @@ class CLIPTextEncoder(BaseModule):
         return tokens.to(self.token_embedding.weight.device)
 
     def encode_texts(self, texts: Union[str, List[str]]) -> torch.Tensor:
-        """Tokenise and encode texts: ``[N, embed_dim]``."""
-        return self.encode_tokens(self.tokenize(texts))
+        """Tokenise and encode texts: ``[N, embed_dim]``.
+
+        With :attr:`truncates_after_eot` the tokens are cut after the
+        batch's last EOT on the host (no device sync) before encoding.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        tokens = self.tokenizer(list(texts))
+        if self.truncates_after_eot and tokens.numel():
+            tokens = tokens[:, :int(tokens.argmax(dim=-1).max()) + 1]
+        return self.encode_tokens(
+            tokens.to(self.token_embedding.weight.device))
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """Encode token ids ``[N, L]``; equals open_clip
