@@ -684,11 +684,14 @@ def main(argv=None) -> None:
                                ['reference-style'])
     if args.loader_only:
         variants = []
+    # stages after the last timed one need not be entered
+    timed = [i for i, s in enumerate(stages)
+             if not args.stages or s['name'] in args.stages]
     results = []
     for variant in variants:
         vcfg = variant_cfg(cfg, variant == 'reference-style', args.amp)
         bench = StageBench(vcfg, variant, device, args.amp, args)
-        for stage in stages:
+        for stage in stages[:timed[-1] + 1]:
             row = bench.run_stage(stage)
             if row is not None:
                 results.append(row)

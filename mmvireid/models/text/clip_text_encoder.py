@@ -120,7 +120,7 @@ class CLIPTextEncoder(BaseModule):
         depends on tokens ``0..i`` only, and ``argmax`` pooling reads the
         output at the EOT token, so the padding after the last EOT of a
         batch changes nothing but costs most of the compute (a CLIP-ReID
-        prompt has 13 of the 77 tokens). Same maths, float rounding aside
+        prompt has 12 of the 77 tokens). Same maths, float rounding aside
         (matmuls of another shape); see :meth:`encode_texts` and
         :class:`IDPromptLearner`.
         """

@@ -42,7 +42,7 @@ class IDPromptLearner(BaseModule):
         truncate_after_eot (bool): Feed the text encoder only the template's
             tokens up to its EOT when the encoder allows it
             (:attr:`CLIPTextEncoder.truncates_after_eot`: causal mask,
-            EOT pooling), e.g. 13 of 77 for the default template: the same
+            EOT pooling), e.g. 12 of 77 for the default template: the same
             features (float rounding aside) at a fraction of the cost of
             every prompt-stage step. False runs the references' full 77
             tokens. Default: True.
