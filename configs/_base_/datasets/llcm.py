@@ -32,7 +32,9 @@ train_dataloader = dict(
                  pipeline={{_base_.train_pipeline}},
                  image_cache=image_cache))
 val_dataloader = dict(
-    batch_size=128,
+    # eval-mode features do not depend on the batch: large batches keep the
+    # GPU busy (features are extracted under autocast with --amp)
+    batch_size=256,
     # The cached test pipeline is a copy and a pack: 4 workers suffice.
     num_workers=4,
     persistent_workers=True,
