@@ -500,6 +500,18 @@ class BaseVIReIDDataset(BaseDataset):
     # ------------------------------------------------------------------ #
     # Subsets keep the cached arrays in sync.
     # ------------------------------------------------------------------ #
+    def _copy_without_annotation(self, memo=None) -> 'BaseVIReIDDataset':
+        """MMEngine's copy for ``get_subset``, with a fresh ``memo``.
+
+        MMEngine declares ``memo=dict()`` as a default argument, so every
+        call shares one dict that keeps ``id -> copy`` entries of objects
+        long collected. Once Python reuses such an id for a new object (a
+        transform of a later dataset), ``deepcopy`` returns the stale copy:
+        a subset whose pipeline holds a dataset or another dataset's
+        transform ("'SYSUMM01Dataset' object is not callable").
+        """
+        return super()._copy_without_annotation({} if memo is None else memo)
+
     @force_full_init
     def get_subset_(self, indices: Union[Sequence[int], int]) -> None:
         keep = _subset_positions(indices, len(self))

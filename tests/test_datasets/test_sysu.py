@@ -379,3 +379,25 @@ def test_lazy_init_subset_and_registry(sysu_root):
     np.testing.assert_array_equal(ds.get_labels(), labels[-4:])
     np.testing.assert_array_equal(ds.get_cam_ids(), full.get_cam_ids()[-4:])
     assert ds.get_cat_ids(0) == [int(labels[-4])]
+
+
+def test_subset_copy_ignores_mmengine_stale_memo(sysu_root):
+    """MMEngine's ``_copy_without_annotation(memo=dict())`` shares one memo
+    across calls; an entry left for a collected object whose id is reused
+    by one of our transforms would replace it in the subset. Poison that
+    shared memo with the transform's id: our subsets copy it anyway."""
+    from mmengine.dataset import BaseDataset
+
+    def tag(results):
+        return dict(results, tagged=True)
+
+    ds = SYSUMM01Dataset(sysu_root, split='train', pipeline=[tag])
+    transform = ds.pipeline.transforms[0]
+    shared_memo = BaseDataset._copy_without_annotation.__defaults__[0]
+    shared_memo[id(transform)] = 'a stale copy of a collected object'
+    try:
+        sub = ds.get_subset([0, 1])
+        assert callable(sub.pipeline.transforms[0])
+        assert sub[0]['tagged'] is True
+    finally:
+        shared_memo.pop(id(transform), None)
