@@ -499,6 +499,11 @@ def bench_loader(cfg: Config, args) -> dict:
         steps_per_epoch = len(loader)
         sampled_per_epoch = len(loader.sampler)
         dataset_size = len(loader.dataset)
+        modality_counts = {}
+        if hasattr(loader.dataset, 'get_modalities'):
+            names, counts = np.unique(
+                loader.dataset.get_modalities(), return_counts=True)
+            modality_counts = {str(n): int(c) for n, c in zip(names, counts)}
         it = iter(loader)
         next(it)  # workers started, first batch ready
         count, batches = 0, 0
@@ -524,7 +529,8 @@ def bench_loader(cfg: Config, args) -> dict:
         real_data=tmp is None,
         steps_per_epoch=steps_per_epoch,
         sampled_per_epoch=sampled_per_epoch,
-        dataset_size=dataset_size)
+        dataset_size=dataset_size,
+        modality_counts=modality_counts)
 
 
 # --------------------------------------------------------------------------
@@ -587,6 +593,13 @@ def estimate_recipe(results: List[dict], loader: dict,
                 images = loader['dataset_size'] if mode == 'shuffled' \
                     else loader['sampled_per_epoch']
                 units = images // 2 if mode == 'paired' else images
+                keep = cache.get('modalities')
+                if keep and mode == 'shuffled' and loader['modality_counts']:
+                    units = sum(loader['modality_counts'].get(m, 0)
+                                for m in keep)
+                elif keep and mode == 'sampled':
+                    # an identity-sampler draw is half visible, half IR
+                    units = images // 2 * len(set(keep) & {'vis', 'ir'})
                 steps = units // per if cache.get('drop_last') \
                     else -(-units // per)
                 epoch_s = steps * row['step_ms'] / 1000
