@@ -345,6 +345,11 @@ class StageBench:
             synthetic_samples(train_pipeline, self.num_ids,
                               self.num_instances, args.seed,
                               tuple(args.toy_img_size)))
+        if device.type == 'cuda':
+            # as a loader with pin_memory=True hands them over (both rows)
+            self.image_batch['inputs'] = [
+                t.pin_memory() for t in self.image_batch['inputs']
+            ]
 
     def _cache_pipeline(self, cache_cfg: dict) -> List[dict]:
         pipeline = cache_cfg.get('pipeline')
