@@ -11,7 +11,7 @@ from mmengine.logging import print_log
 
 __all__ = [
     'preflight_datasets', 'preflight_config', 'check_cfg_options', 'apply_amp',
-    'AMP_CHOICES',
+    'AMP_CHOICES', 'stage_optim_wrapper_cfgs',
     'check_resume_checkpoint', 'check_auto_resume',
     'disable_persistent_workers', 'setup_cpu_distributed', 'explain_error',
     'run_or_explain', 'UserInputError', 'closest_names'
@@ -23,6 +23,15 @@ class UserInputError(ValueError):
 
     The tools print its message alone, without a traceback.
     """
+
+
+def stage_optim_wrapper_cfgs(optim_wrapper) -> list:
+    """The optim wrapper config of every stage of ``optim_wrapper``: the
+    per-stage entries of a ``StageOptimWrapperConstructor`` config, or the
+    config itself (the dicts themselves, to edit in place)."""
+    if optim_wrapper.get('constructor') == 'StageOptimWrapperConstructor':
+        return [v for k, v in optim_wrapper.items() if k != 'constructor']
+    return [optim_wrapper]
 
 
 #: ``--amp`` choices of the tools
@@ -58,12 +67,7 @@ def apply_amp(cfg, dtype: str = 'auto') -> str:
             'CUDA); none is available.')
     if dtype == 'auto':
         dtype = 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
-    ow = cfg.optim_wrapper
-    if ow.get('constructor') == 'StageOptimWrapperConstructor':
-        stages = [v for k, v in ow.items() if k != 'constructor']
-    else:
-        stages = [ow]
-    for stage_cfg in stages:
+    for stage_cfg in stage_optim_wrapper_cfgs(cfg.optim_wrapper):
         if stage_cfg.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print_log(
                 'AMP training is already enabled in your config.',

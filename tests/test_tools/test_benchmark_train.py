@@ -8,8 +8,10 @@ the benchmark says they differ in.
 import json
 import os.path as osp
 import sys
+from unittest import mock
 
 import pytest
+import torch
 from mmengine.config import Config
 
 from mmvireid.utils.tool_utils import UserInputError
@@ -100,9 +102,12 @@ def test_loader_only(toy_sysu_root, capsys):
 
 def test_variant_configs():
     cfg = Config.fromfile(osp.join(REPO, 'configs/csdn_sysu.py'))
-    ref = benchmark_train.variant_cfg(cfg, reference=True, amp='bf16')
-    fast = benchmark_train.variant_cfg(cfg, reference=False, amp='bf16')
-    fp16 = benchmark_train.variant_cfg(cfg, reference=False, amp='fp16')
+    # the AMP variant goes through tools' apply_amp, which wants CUDA; the
+    # configs are only edited here, never built
+    with mock.patch.object(torch.cuda, 'is_available', return_value=True):
+        ref = benchmark_train.variant_cfg(cfg, reference=True, amp='bf16')
+        fast = benchmark_train.variant_cfg(cfg, reference=False, amp='bf16')
+        fp16 = benchmark_train.variant_cfg(cfg, reference=False, amp='fp16')
     assert ref.model.image_encoder.pretrained is None
     assert fast.model.text_encoder.pretrained is None
     assert ref.model.image_encoder.get('channels_last', False) is False

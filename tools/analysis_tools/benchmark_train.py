@@ -64,7 +64,9 @@ from mmengine.runner import Runner
 
 from mmvireid.registry import MODELS
 from mmvireid.utils import register_all_modules
-from mmvireid.utils.tool_utils import UserInputError, run_or_explain
+from mmvireid.utils.tool_utils import (UserInputError, apply_amp,
+                                       run_or_explain,
+                                       stage_optim_wrapper_cfgs)
 
 #: dataset type -> layout of tools/dataset_converters/make_toy_vireid.py
 TOY_LAYOUTS = dict(
@@ -139,23 +141,23 @@ def parse_args(argv=None):
 # --------------------------------------------------------------------------
 # Config helpers
 # --------------------------------------------------------------------------
-def _walk(node, key: str, value) -> None:
-    """Set ``key`` to ``value`` in every dict of ``node`` holding it."""
+def _set_key(node, key: str, value, types: Optional[tuple] = None) -> None:
+    """Set ``key`` to ``value`` in the dicts of ``node`` (recursively): those
+    holding ``key`` already or, with ``types``, those whose ``type`` is one
+    of ``types``."""
     if isinstance(node, dict):
+        if types is None:
+            hit = key in node
+        else:
+            hit = str(node.get('type', '')).split('.')[-1] in types
+        if hit:
+            node[key] = value
         for k, v in node.items():
-            if k == key:
-                node[k] = value
-            else:
-                _walk(v, key, value)
+            if k != key:
+                _set_key(v, key, value, types)
     elif isinstance(node, (list, tuple)):
         for item in node:
-            _walk(item, key, value)
-
-
-def _stage_wrapper_cfgs(optim_cfg) -> List[dict]:
-    if optim_cfg.get('constructor') == 'StageOptimWrapperConstructor':
-        return [v for k, v in optim_cfg.items() if k != 'constructor']
-    return [optim_cfg]
+            _set_key(item, key, value, types)
 
 
 def variant_cfg(cfg: Config, reference: bool, amp: str) -> Config:
@@ -163,43 +165,26 @@ def variant_cfg(cfg: Config, reference: bool, amp: str) -> Config:
 
     ``reference=True``: fp32, channels-last off, unfused optimizers, the
     full 77-token text context.
-    Otherwise the config as given, with autocast ``amp`` on every stage's
-    optim wrapper. Pretrained weights are switched off in both.
+    Otherwise the config as given, with ``--amp`` (``apply_amp``) unless
+    ``amp`` is ``'none'``. Pretrained weights are switched off in both.
     """
     cfg = copy.deepcopy(cfg)
-    _walk(cfg.model, 'pretrained', None)
-    for ow in _stage_wrapper_cfgs(cfg.optim_wrapper):
-        if reference:
-            ow['type'] = 'OptimWrapper'
-            for key in ('loss_scale', 'dtype'):
-                ow.pop(key, None)
-            # torch's default step (foreach on CUDA), as the references get
-            ow.setdefault('optimizer', {})['fused'] = False
-        elif amp != 'none':
-            ow['type'] = 'AmpOptimWrapper'
-            ow['dtype'] = {'bf16': 'bfloat16', 'fp16': 'float16'}[amp]
-            # bf16 has fp32's exponent range: no loss scaling, no scaler sync
-            ow['loss_scale'] = dict(enabled=False) if amp == 'bf16' \
-                else 'dynamic'
-    if reference:
-        _walk(cfg.model, 'channels_last', False)
-        # the references run the text encoder on all 77 positions
-        _set_for_types(cfg.model, ('IDPromptLearner', 'CLIPTextEncoder'),
-                       'truncate_after_eot', False)
+    _set_key(cfg.model, 'pretrained', None)
+    if not reference:
+        if amp != 'none':
+            apply_amp(cfg, amp)
+        return cfg
+    for ow in stage_optim_wrapper_cfgs(cfg.optim_wrapper):
+        ow['type'] = 'OptimWrapper'
+        for key in ('loss_scale', 'dtype'):
+            ow.pop(key, None)
+        # torch's default step (foreach on CUDA), as the references get
+        ow.setdefault('optimizer', {})['fused'] = False
+    _set_key(cfg.model, 'channels_last', False)
+    # the references run the text encoder on all 77 positions
+    _set_key(cfg.model, 'truncate_after_eot', False,
+             types=('IDPromptLearner', 'CLIPTextEncoder'))
     return cfg
-
-
-def _set_for_types(node, types, key: str, value) -> None:
-    """Set ``key`` in every dict of ``node`` whose ``type`` is in
-    ``types``."""
-    if isinstance(node, dict):
-        if str(node.get('type', '')).split('.')[-1] in types:
-            node[key] = value
-        for v in node.values():
-            _set_for_types(v, types, key, value)
-    elif isinstance(node, (list, tuple)):
-        for item in node:
-            _set_for_types(item, types, key, value)
 
 
 def pipeline_after_loading(pipeline: List[dict]) -> List[dict]:
