@@ -23,11 +23,14 @@ model = dict(
     image_encoder=dict(
         type='CLIPImageEncoder',
         arch=clip_arch,
-        pretrained=None,
+        pretrained={{_base_.toy_clip_weights}},
         input_size=(128, 64),
         stride_size=16,
         modality_specific_stem=True),
-    text_encoder=dict(type='CLIPTextEncoder', arch=clip_arch, pretrained=None),
+    text_encoder=dict(
+        type='CLIPTextEncoder',
+        arch=clip_arch,
+        pretrained={{_base_.toy_clip_weights}}),
     prompt_learner=dict(
         type='IDPromptLearner',
         template='A photo of a X X X X person.',

@@ -23,17 +23,20 @@ tiny_clip_arch = dict(
     vision_cfg=dict(image_size=(64, 32), layers=(1, 1, 1, 1), width=8),
     text_cfg=dict(
         context_length=77, vocab_size=49408, width=64, heads=2, layers=2))
+# the toy CLIP pretrained by tools/pretrain_toy_clip.py --arch tiny_rn
+toy_clip_weights = '{{$MMVIREID_TOY_CLIP_DIR:data/toy_clip}}/tiny_rn.pth'
 model = dict(
     num_classes=43,
     # _delete_: a dict arch replaces the base's 'RN50' string
     image_encoder=dict(
         arch=dict(tiny_clip_arch, _delete_=True),
-        pretrained=None,
+        pretrained=toy_clip_weights,
         input_size=(64, 32),
         # NHWC pays off on GPU tensor cores; the toy runs on CPU
         channels_last=False),
     text_encoder=dict(
-        arch=dict(tiny_clip_arch, _delete_=True), pretrained=None),
+        arch=dict(tiny_clip_arch, _delete_=True),
+        pretrained=toy_clip_weights),
     prompt_learner=dict(embed_width=64),
     flip_test=False)
 

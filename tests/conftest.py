@@ -9,13 +9,34 @@ import os.path as osp
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 os.environ.setdefault('MKL_NUM_THREADS', '1')
 
+import tempfile  # noqa: E402
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from toy_utils import make_toy_dataset  # noqa: E402
+from toy_utils import make_toy_dataset, pretrain_toy_clip  # noqa: E402
 
 torch.set_num_threads(1)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+# The toy configs load their CLIP from {{$MMVIREID_TOY_CLIP_DIR:data/toy_clip}}.
+# The mechanics tests get briefly pretrained weights of their own (real
+# pretraining code and real loading path, a few steps) in a folder of this
+# test process, never the user's data/toy_clip; set before any config is
+# read, inherited by the tools the tests launch.
+TOY_CLIP_DIR = tempfile.mkdtemp(prefix='mmvireid_toy_clip_')
+os.environ['MMVIREID_TOY_CLIP_DIR'] = TOY_CLIP_DIR
+
+
+@pytest.fixture(scope='session', autouse=True)
+def toy_clip_weights():
+    """Quick toy CLIP weights (both archs, ~5 s) where the configs look."""
+    for arch in ('tiny_rn', 'tiny_vit'):
+        path = osp.join(TOY_CLIP_DIR, f'{arch}.pth')
+        if not osp.isfile(path):
+            pretrain_toy_clip(arch, path, num_ids=32, steps=3, batch_size=16,
+                              eval_ids=8, workers=1, log_interval=1000)
+    return TOY_CLIP_DIR
 
 
 @pytest.fixture(scope='session')

@@ -36,6 +36,19 @@ def make_toy_dataset(layout: str, root, **kwargs) -> str:
     return str(root)
 
 
+def pretrain_toy_clip(arch: str, out: str, **kwargs) -> dict:
+    """Run ``tools/pretrain_toy_clip.py``'s :func:`pretrain` quietly."""
+    import contextlib
+    import io
+    sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
+    try:
+        from pretrain_toy_clip import pretrain
+    finally:
+        sys.path.pop(0)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return pretrain(arch, out, **kwargs)
+
+
 def toy_config(data_root: str,
                work_dir: str,
                config: str = 'configs/clip_vireid_toy.py',

@@ -32,14 +32,25 @@ toy = _load('make_toy_vireid', 'tools', 'dataset_converters',
 
 @pytest.fixture(scope='module')
 def toy_root(tmp_path_factory):
-    """A small toy SYSU dataset; its generator-written descriptions are kept
-    aside as ``expected.json`` and removed from the data root."""
+    """A small toy SYSU dataset without its descriptions. What the
+    attributes backend must write is kept aside as ``expected.json``: for
+    every train image the generator described, the fixed sentence of
+    that person's ``Identity.describe`` (an implementation of the template
+    independent of the tool's)."""
     root = str(tmp_path_factory.mktemp('gd') / 'toy')
     toy.make_toy_dataset('sysu', root, num_ids=8, imgs_per_cam=1,
                          verbose=False)
-    shutil.move(
-        osp.join(root, 'descriptions.json'),
-        osp.join(osp.dirname(root), 'expected.json'))
+    path = osp.join(root, 'descriptions.json')
+    with open(path) as f:
+        described = json.load(f)
+    os.remove(path)
+    expected = {}
+    for rel in described:
+        cam, pid = rel.split('/')[:2]
+        modality = 'ir' if cam in ('cam3', 'cam6') else 'vis'
+        expected[rel] = toy.make_identity(int(pid), 0).describe(modality)
+    with open(osp.join(osp.dirname(root), 'expected.json'), 'w') as f:
+        json.dump(expected, f)
     return root
 
 

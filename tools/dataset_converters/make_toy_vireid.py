@@ -30,8 +30,18 @@ not trivial.
 The generator also writes ``attributes.json`` (``{pid: {gender, hair,
 upper_color, upper_pattern, lower_color, shoes, bag}}``, pids as unpadded
 decimal strings), ``descriptions.json`` (``{relative training image path:
-sentence}``; visible sentences name the colours, infrared ones do not) and
-``toy_meta.json`` (the generation arguments).
+sentence}``) and ``toy_meta.json`` (the generation arguments). The
+descriptions are one per image, as a captioning model would write them
+(``toy_captions.caption``): varied phrasing and synonyms, the pose and bag
+side the image shows, attributes sometimes left out (15 %) or misread
+(10 % of the texts); visible texts name the colours, infrared ones never do,
+unless ``--ir-colour-noise`` injects a wrong colour word into that fraction
+of them (something for EEES's CMSP to remove).
+
+``--appearance alt`` draws another world (other shades of the same colour
+names, body proportions, pattern scales, hair and bag frequencies, more
+noise, a weaker visible-infrared brightness link): recipes tuned on the
+default world are evaluated there to tell learning from fitting.
 
 Generation is deterministic: the same arguments give byte-identical files.
 Every image draws from its own generator seeded by (seed, pid, modality,
@@ -44,12 +54,18 @@ import json
 import os
 import os.path as osp
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
+
+# toy_captions lives beside this file (tools/ is not a package)
+if osp.dirname(osp.abspath(__file__)) not in sys.path:
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from toy_captions import caption  # noqa: E402
 
 __all__ = [
     'make_toy_dataset', 'Identity', 'make_identity', 'render_person', 'LAYOUTS'
@@ -76,6 +92,40 @@ PATTERNS = ('plain', 'striped', 'checked', 'textured')
 BAGS = ('none', 'backpack', 'handbag')
 SKIN_TONES = ((236, 200, 170), (210, 165, 125), (160, 110, 75), (110, 75, 50))
 HAIR_TONES = ((25, 20, 18), (70, 45, 25), (150, 110, 60), (200, 170, 110))
+
+#: Appearance settings of the generated world. ``default`` is the toy data
+#: the recipes are tuned on; ``alt`` is another world (shifted colours,
+#: other body proportions, pattern scales, bag and hair frequencies, more
+#: noise and a weaker visible-infrared brightness link) that recipes are
+#: only *evaluated* on, to tell a recipe that learns from one that fits.
+APPEARANCES = dict(
+    default=dict(
+        palette_shift=0.0, long_hair_p=(0.8, 0.15), bag_p=(0.5, 0.3, 0.2),
+        height=(0.76, 0.9), shoulder=(0.17, 0.26), torso=(0.28, 0.36),
+        leg_width=(0.05, 0.085), pattern_period=(0.035, 0.08),
+        ir_luminance_link=0.6, vis_noise=0.025, ir_noise=0.06,
+        ir_contrast=(0.7, 1.3)),
+    alt=dict(
+        palette_shift=0.18, long_hair_p=(0.7, 0.25), bag_p=(0.4, 0.35, 0.25),
+        height=(0.72, 0.92), shoulder=(0.15, 0.28), torso=(0.26, 0.38),
+        leg_width=(0.045, 0.09), pattern_period=(0.03, 0.1),
+        ir_luminance_link=0.5, vis_noise=0.035, ir_noise=0.08,
+        ir_contrast=(0.6, 1.4)),
+)
+
+
+def palette_rgb(colour: str, appearance: str = 'default') -> np.ndarray:
+    """RGB in [0, 1] of ``colour`` in the ``appearance`` world: the
+    palette, shifted towards a fixed per-colour tone by ``palette_shift``
+    (same names, other shades)."""
+    rgb = np.asarray(PALETTE[colour], np.float32) / 255.0
+    shift = APPEARANCES[appearance]['palette_shift']
+    if shift:
+        tone = np.random.default_rng(
+            [COLOURS.index(colour), 2024]).random(3).astype(np.float32)
+        rgb = (1 - shift) * rgb + shift * tone
+    return rgb
+
 
 # Part ids of the label map.
 BG, SKIN, HAIR, UPPER, LOWER, SHOES, BAG = range(7)
@@ -121,6 +171,7 @@ class Identity:
     ir_lower: float
     ir_shoes: float
     ir_bag: float
+    appearance: str = 'default'
 
     def attributes(self) -> dict:
         """The attribute record written to ``attributes.json``."""
@@ -154,11 +205,19 @@ class Identity:
                 f'{carry}.')
 
 
-def make_identity(pid: int, seed: int) -> Identity:
-    """Draw the fixed appearance of person ``pid`` (independent per pid)."""
+def make_identity(pid: int,
+                  seed: int,
+                  appearance: str = 'default') -> Identity:
+    """Draw the fixed appearance of person ``pid`` (independent per pid)
+    in the ``appearance`` world (a key of :data:`APPEARANCES`)."""
+    if appearance not in APPEARANCES:
+        raise ValueError(f'appearance must be one of {sorted(APPEARANCES)}, '
+                         f'but got "{appearance}".')
+    look = APPEARANCES[appearance]
     rng = np.random.default_rng([seed, pid, 0])
     gender = 'female' if rng.random() < 0.5 else 'male'
-    long_hair = rng.random() < (0.8 if gender == 'female' else 0.15)
+    long_hair = rng.random() < look['long_hair_p'][0 if gender == 'female'
+                                                   else 1]
     upper, pattern_colour, lower = rng.choice(len(COLOURS), 3, replace=False)
     return Identity(
         pid=pid,
@@ -169,41 +228,49 @@ def make_identity(pid: int, seed: int) -> Identity:
         pattern_color=COLOURS[pattern_colour],
         lower_color=COLOURS[lower],
         shoes=SHOE_COLOURS[rng.integers(len(SHOE_COLOURS))],
-        bag=BAGS[rng.choice(3, p=(0.5, 0.3, 0.2))],
+        bag=BAGS[rng.choice(3, p=look['bag_p'])],
         bag_color=COLOURS[rng.integers(len(COLOURS))],
         skin_rgb=SKIN_TONES[rng.integers(len(SKIN_TONES))],
         hair_rgb=HAIR_TONES[rng.integers(len(HAIR_TONES))],
-        height=rng.uniform(0.76, 0.9),
+        height=rng.uniform(*look['height']),
         head=rng.uniform(0.055, 0.075),
-        shoulder=rng.uniform(0.17, 0.26) *
+        shoulder=rng.uniform(*look['shoulder']) *
         (0.88 if gender == 'female' else 1.0),
         hip=rng.uniform(0.13, 0.21),
-        torso=rng.uniform(0.28, 0.36),
-        leg_width=rng.uniform(0.05, 0.085),
-        pattern_period=rng.uniform(0.035, 0.08),
+        torso=rng.uniform(*look['torso']),
+        leg_width=rng.uniform(*look['leg_width']),
+        pattern_period=rng.uniform(*look['pattern_period']),
         pattern_vertical=bool(rng.random() < 0.4),
         pattern_phase=rng.random(),
         texture=rng.random((10, 6)),
         ir_skin=rng.uniform(0.78, 0.95),
         ir_hair=rng.uniform(0.12, 0.3),
-        ir_upper=_ir_intensity(COLOURS[upper], rng.random(), 0.25, 0.8),
-        ir_lower=_ir_intensity(COLOURS[lower], rng.random(), 0.2, 0.75),
+        ir_upper=_ir_intensity(COLOURS[upper], rng.random(), 0.25, 0.8,
+                               look['ir_luminance_link']),
+        ir_lower=_ir_intensity(COLOURS[lower], rng.random(), 0.2, 0.75,
+                               look['ir_luminance_link']),
         ir_shoes=rng.uniform(0.1, 0.3),
-        ir_bag=rng.uniform(0.15, 0.7))
+        ir_bag=rng.uniform(0.15, 0.7),
+        appearance=appearance)
 
 
-def _ir_intensity(colour: str, u: float, low: float, high: float) -> float:
+def _ir_intensity(colour: str,
+                  u: float,
+                  low: float,
+                  high: float,
+                  link: float = 0.6) -> float:
     """Infrared intensity of a garment of ``colour``.
 
     Partly the colour's visible luminance (materials bright in daylight tend
     to reflect near-infrared too), partly an identity-specific random factor
     ``u`` in [0, 1): hue is lost, but brightness order partly survives, as
     in real near-infrared images. Without that link a tiny CLIP trained from
-    scratch on the toy data barely matches across modalities.
+    scratch on the toy data barely matches across modalities. ``link`` is
+    the luminance share.
     """
     r, g, b = PALETTE[colour]
     luminance = (0.299 * r + 0.587 * g + 0.114 * b) / 255.0
-    return low + (high - low) * (0.6 * luminance + 0.4 * u)
+    return low + (high - low) * (link * luminance + (1 - link) * u)
 
 
 def _segment_mask(X, Y, x0, y0, x1, y1, half_width):
@@ -230,7 +297,8 @@ def render_person(ident: Identity,
                   modality: str,
                   cam: int,
                   rng: np.random.Generator,
-                  size: Tuple[int, int] = (128, 64)) -> np.ndarray:
+                  size: Tuple[int, int] = (128, 64),
+                  pose: Optional[dict] = None) -> np.ndarray:
     """Render one image of ``ident``.
 
     Args:
@@ -241,6 +309,10 @@ def render_person(ident: Identity,
         rng (np.random.Generator): Per-image randomness (pose, jitter,
             clutter, noise).
         size (tuple[int, int]): ``(height, width)``. Defaults to (128, 64).
+        pose (dict, optional): Filled with what was drawn for this image:
+            ``side`` (-1: bag and feet to the image's left, 1: right),
+            ``spread`` (leg spread, fraction of the height) and ``swing``
+            (arm swing, radians); captions name them.
 
     Returns:
         np.ndarray: uint8 image of shape (H, W, 3).
@@ -266,6 +338,9 @@ def render_person(ident: Identity,
     arm_len = 0.36 * ph
     swing = rng.uniform(-0.25, 0.25)
     spread = rng.uniform(0.0, 0.07) * ph
+    if pose is not None:
+        pose.update(side=side, spread=spread / ph, swing=swing)
+    look = APPEARANCES[ident.appearance]
 
     parts = np.zeros((H, W), dtype=np.uint8)
 
@@ -350,13 +425,13 @@ def render_person(ident: Identity,
         table = np.zeros((7, 3), np.float32)
         table[SKIN] = ident.skin_rgb
         table[HAIR] = ident.hair_rgb
-        table[UPPER] = PALETTE[ident.upper_color]
-        table[LOWER] = PALETTE[ident.lower_color]
-        table[SHOES] = PALETTE[ident.shoes]
-        table[BAG] = PALETTE[ident.bag_color]
         table /= 255.0
+        for part, colour in ((UPPER, ident.upper_color),
+                             (LOWER, ident.lower_color), (SHOES, ident.shoes),
+                             (BAG, ident.bag_color)):
+            table[part] = palette_rgb(colour, ident.appearance)
         img = table[parts]
-        second = np.asarray(PALETTE[ident.pattern_color], np.float32) / 255
+        second = palette_rgb(ident.pattern_color, ident.appearance)
         img += pattern[..., None] * (second - img)
         img *= shade[..., None]
         bg = cam_rng.uniform(0.3, 0.75, 3) + rng.uniform(-0.08, 0.08, 3)
@@ -366,7 +441,7 @@ def render_person(ident: Identity,
         bg_img[floor] *= 0.7
         img = np.where((parts == BG)[..., None], bg_img, img)
         img = _blur3(img) * rng.uniform(0.8, 1.15)
-        img += rng.normal(0, 0.025, img.shape)
+        img += rng.normal(0, look['vis_noise'], img.shape)
     else:
         table = np.array([
             0.0, ident.ir_skin, ident.ir_hair, ident.ir_upper, ident.ir_lower,
@@ -383,10 +458,10 @@ def render_person(ident: Identity,
         bg_img[floor] += 0.08
         img = np.where(parts == BG, bg_img, img)
         # Infrared: another contrast, per-image brightness, more noise.
-        contrast = rng.uniform(0.7, 1.3)
+        contrast = rng.uniform(*look['ir_contrast'])
         brightness = rng.uniform(-0.15, 0.15)
         img = (_blur3(img) - 0.5) * contrast + 0.5 + brightness
-        img += rng.normal(0, 0.06, img.shape)
+        img += rng.normal(0, look['ir_noise'], img.shape)
         img = np.repeat(img[..., None], 3, axis=2)
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
@@ -397,32 +472,48 @@ def render_person(ident: Identity,
 class _Writer:
     """Renders and saves images, and records what it wrote."""
 
-    def __init__(self, out_dir: str, seed: int, size: Tuple[int, int]):
+    def __init__(self,
+                 out_dir: str,
+                 seed: int,
+                 size: Tuple[int, int],
+                 appearance: str = 'default',
+                 ir_colour_noise: float = 0.0):
         self.out_dir = out_dir
         self.seed = seed
         self.size = size
+        self.appearance = appearance
+        self.ir_colour_noise = ir_colour_noise
         self.identities: Dict[int, Identity] = {}
         self.counts = dict(vis=0, ir=0)
         self.descriptions: Dict[str, str] = {}
 
     def identity(self, pid: int) -> Identity:
         if pid not in self.identities:
-            self.identities[pid] = make_identity(pid, self.seed)
+            self.identities[pid] = make_identity(pid, self.seed,
+                                                 self.appearance)
         return self.identities[pid]
 
     def image(self, rel_path: str, pid: int, modality: str, cam: int,
               shot: int, describe: bool) -> str:
         """Render person ``pid`` and save it at ``out_dir/rel_path``."""
         ident = self.identity(pid)
-        rng = np.random.default_rng(
-            [self.seed, pid, MODALITY_CODE[modality], cam, shot, 1])
-        img = render_person(ident, modality, cam, rng, self.size)
+        key = [self.seed, pid, MODALITY_CODE[modality], cam, shot]
+        pose = {}
+        img = render_person(ident, modality, cam,
+                            np.random.default_rng(key + [1]), self.size,
+                            pose)
         path = osp.join(self.out_dir, rel_path)
         os.makedirs(osp.dirname(path), exist_ok=True)
         Image.fromarray(img).save(path, quality=90)
         self.counts[modality] += 1
         if describe:
-            self.descriptions[rel_path] = ident.describe(modality)
+            # One text per image, as a captioner would write it: its own
+            # phrasing, pose, dropped and misread attributes.
+            rng = np.random.default_rng(key + [2])
+            noisy = modality == 'ir' and rng.random() < self.ir_colour_noise
+            self.descriptions[rel_path] = caption(
+                ident, modality, rng, pose, style='description',
+                ir_colour_noise=noisy)
         return rel_path
 
     def write_text(self, rel_path: str, text: str) -> None:
@@ -537,6 +628,8 @@ def make_toy_dataset(layout: str,
                      seed: int = 0,
                      imgs_per_cam: int = 4,
                      img_size: Tuple[int, int] = (128, 64),
+                     appearance: str = 'default',
+                     ir_colour_noise: float = 0.0,
                      overwrite: bool = False,
                      verbose: bool = True) -> dict:
     """Write a toy dataset in the on-disk layout of ``layout``.
@@ -552,6 +645,13 @@ def make_toy_dataset(layout: str,
             RegDB). A SYSU multi-shot gallery needs 10. Defaults to 4.
         img_size (tuple[int, int]): ``(height, width)``. Defaults to
             (128, 64).
+        appearance (str): The world's look, a key of :data:`APPEARANCES`:
+            ``'default'`` (the toy recipes are tuned on it) or ``'alt'``
+            (held out: recipes are only evaluated on it). Defaults to
+            'default'.
+        ir_colour_noise (float): Fraction of infrared descriptions given a
+            wrong colour word (infrared texts are colour-free otherwise).
+            Defaults to 0.
         overwrite (bool): Replace a previous toy dataset in ``out_dir``.
             Defaults to False.
         verbose (bool): Print a summary. Defaults to True.
@@ -567,6 +667,12 @@ def make_toy_dataset(layout: str,
         raise ValueError(f'num_ids must be >= 4, but got {num_ids}.')
     if imgs_per_cam < 1:
         raise ValueError(f'imgs_per_cam must be >= 1, but got {imgs_per_cam}.')
+    if appearance not in APPEARANCES:
+        raise ValueError(f'appearance must be one of {sorted(APPEARANCES)}, '
+                         f'but got "{appearance}".')
+    if not 0.0 <= ir_colour_noise <= 1.0:
+        raise ValueError('ir_colour_noise must be in [0, 1], but got '
+                         f'{ir_colour_noise}.')
     if osp.isdir(out_dir) and os.listdir(out_dir):
         if not overwrite:
             raise FileExistsError(
@@ -580,7 +686,8 @@ def make_toy_dataset(layout: str,
     os.makedirs(out_dir, exist_ok=True)
 
     start = time.perf_counter()
-    writer = _Writer(out_dir, seed, tuple(img_size))
+    writer = _Writer(out_dir, seed, tuple(img_size), appearance,
+                     ir_colour_noise)
     ids = LAYOUTS[layout](writer, num_ids, imgs_per_cam)
     attributes = {
         str(pid): writer.identities[pid].attributes()
@@ -594,7 +701,9 @@ def make_toy_dataset(layout: str,
         num_ids=num_ids,
         seed=seed,
         imgs_per_cam=imgs_per_cam,
-        img_size=list(img_size))
+        img_size=list(img_size),
+        appearance=appearance,
+        ir_colour_noise=ir_colour_noise)
     writer.write_text(META_FILE, json.dumps(meta, indent=1))
     summary = dict(
         layout=layout,
@@ -634,6 +743,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         metavar=('H', 'W'),
         help='image height and width')
     parser.add_argument(
+        '--appearance',
+        default='default',
+        choices=sorted(APPEARANCES),
+        help='the look of the world: "default" (the toy recipes are tuned '
+        'on it) or "alt" (held out, for evaluation only)')
+    parser.add_argument(
+        '--ir-colour-noise',
+        type=float,
+        default=0.0,
+        help='fraction of infrared descriptions given a wrong colour word')
+    parser.add_argument(
         '--overwrite',
         action='store_true',
         help='replace a toy dataset already written to --out')
@@ -649,6 +769,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         seed=args.seed,
         imgs_per_cam=args.imgs_per_cam,
         img_size=tuple(args.img_size),
+        appearance=args.appearance,
+        ir_colour_noise=args.ir_colour_noise,
         overwrite=args.overwrite)
 
 

@@ -8,6 +8,10 @@ clip_arch = dict(
         head_width=32),
     text_cfg=dict(
         context_length=77, vocab_size=49408, width=64, heads=2, layers=2))
+# Pretrained on synthetic image-caption pairs by
+#   python tools/pretrain_toy_clip.py --arch tiny_vit --out data/toy_clip/tiny_vit.pth
+# loaded like real CLIP weights.
+toy_clip_weights = '{{$MMVIREID_TOY_CLIP_DIR:data/toy_clip}}/tiny_vit.pth'
 model = dict(
     type='CLIPVIReID',
     num_classes=43,
@@ -19,10 +23,11 @@ model = dict(
     image_encoder=dict(
         type='CLIPImageEncoder',
         arch=clip_arch,
-        pretrained=None,
+        pretrained=toy_clip_weights,
         input_size=(128, 64),
         stride_size=16),
-    text_encoder=dict(type='CLIPTextEncoder', arch=clip_arch, pretrained=None),
+    text_encoder=dict(
+        type='CLIPTextEncoder', arch=clip_arch, pretrained=toy_clip_weights),
     prompt_learner=dict(
         type='IDPromptLearner',
         template='A photo of a X X X X person.',
