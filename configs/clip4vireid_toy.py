@@ -1,5 +1,6 @@
-# CLIP4VI-ReID on the synthetic SYSU-layout toy data with a tiny random-init
-# CLIP (2-layer ViT, width 64): all three stages (tsg on cached visible
+# CLIP4VI-ReID on the synthetic SYSU-layout toy data with the tiny toy CLIP
+# (2-layer ViT, width 64, pretrained by tools/pretrain_toy_clip.py --arch
+# tiny_vit): all three stages (tsg on cached visible
 # features, ife, hsa) and the 10-trial SYSU evaluation, in minutes on a CPU.
 # Same model class, losses and stage plan as clip4vireid_sysu.py; only the
 # architecture, the epochs and the learning rates are scaled down.

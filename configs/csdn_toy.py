@@ -1,5 +1,6 @@
-# CSDN on the synthetic SYSU-layout toy data with a tiny random-init CLIP
-# (2-layer ViT, width 64, 128x64; the modality-specific stem is its patch
+# CSDN on the synthetic SYSU-layout toy data with the tiny toy CLIP
+# (2-layer ViT, width 64, 128x64, pretrained by tools/pretrain_toy_clip.py
+# --arch tiny_vit; the modality-specific stem is its patch
 # convolution): all three stages and the 10-trial SYSU evaluation in a few
 # minutes on a CPU. Heads, losses, quirks and the two-view batch are the
 # CSDN defaults of the model (as configs/_base_/models/csdn_rn50.py).

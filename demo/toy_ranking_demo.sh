@@ -8,7 +8,7 @@
 #   bash demo/toy_ranking_demo.sh [CONFIG] [WORK_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CONFIG=${1:-configs/clip_vireid_toy.py}
+CONFIG=${1:-configs/eees_toy.py}
 WORK_DIR=${2:-work_dirs/toy_demo}
 PYTHON=${PYTHON:-python}
 

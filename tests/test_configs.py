@@ -271,7 +271,7 @@ def test_example_added_stage_trains_only_the_head(monkeypatch):
     assert [s['name'] for s in cfg.train_cfg.stages] == list(model.STAGES)
     assert cfg.optim_wrapper.align.modules == ['head']
     # inherited stage settings survive the list rewrite
-    assert cfg.optim_wrapper.finetune.optimizer.lr == 3e-3
+    assert cfg.optim_wrapper.finetune.optimizer.lr == 3e-4
 
     from mmpretrain.structures import DataSample
     torch.manual_seed(0)
@@ -361,3 +361,21 @@ def test_model_index_lists_every_method_config():
     assert not missing, (
         f'{missing} are not in any configs/<method>/metafile.yml: add an '
         'entry (Results: [] and Weights: "" until trained).')
+
+
+#: The toy recipe of every method: each starts from the pretrained toy CLIP.
+TOY_RECIPES = ('configs/clip_vireid_toy.py', 'configs/clip_vireid_toy_regdb.py',
+               'configs/clip_vireid_toy_llcm.py', 'configs/eees_toy.py',
+               'configs/csdn_toy.py', 'configs/clip4vireid_toy.py')
+
+
+@pytest.mark.parametrize('path', TOY_RECIPES)
+def test_toy_recipes_load_the_pretrained_toy_clip(path):
+    cfg = Config.fromfile(osp.join(REPO_ROOT, path))
+    arch = 'tiny_vit' if 'vision_cfg' in cfg.model.image_encoder.arch and \
+        'patch_size' in cfg.model.image_encoder.arch.vision_cfg else 'tiny_rn'
+    # conftest points MMVIREID_TOY_CLIP_DIR at the tests' own weights
+    expected = osp.join(os.environ['MMVIREID_TOY_CLIP_DIR'], f'{arch}.pth')
+    assert cfg.model.image_encoder.pretrained == expected
+    assert cfg.model.text_encoder.pretrained == expected
+    assert osp.isfile(expected)

@@ -1,4 +1,4 @@
-# A tiny random-init CLIP with the RN50 layout (ModifiedResNet, one block per
+# A tiny CLIP with the RN50 layout (ModifiedResNet, one block per
 # stage, width 8, attention pooling) at 64x32 input and a 2-layer, width-64
 # text tower: it trains on two CPU cores, and the demo and tests use it. The
 # model is clip_vireid_tiny_vit.py's with the image encoder swapped.

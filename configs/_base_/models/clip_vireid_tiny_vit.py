@@ -1,5 +1,5 @@
-# A tiny random-init CLIP (2-layer ViT, width 64, 128x64 input) that trains on
-# two CPU cores: the demo and the tests use it. Same model class and heads as
+# A tiny CLIP (2-layer ViT, width 64, 128x64 input) that trains on two CPU
+# cores: the toy recipes and the tests use it. Same model class and heads as
 # the real recipes; only the architecture dict differs.
 clip_arch = dict(
     embed_dim=64,
