@@ -1,12 +1,12 @@
 # CLIP4VI-ReID on the synthetic SYSU-layout toy data with the tiny toy CLIP
-# (2-layer ViT, width 64, pretrained by tools/pretrain_toy_clip.py --arch
-# tiny_vit): all three stages (tsg on cached visible
-# features, ife, hsa) and the 10-trial SYSU evaluation, in minutes on a CPU.
+# (RN50 layout at width 8, 64x32 input, as the real recipe is RN50;
+# pretrained by tools/pretrain_toy_clip.py --arch tiny_rn): all three
+# stages (tsg on cached visible features, ife, hsa) and the 10-trial SYSU evaluation, in minutes on a CPU.
 # Same model class, losses and stage plan as clip4vireid_sysu.py; only the
 # architecture, the epochs and the learning rates are scaled down.
 _base_ = [
-    '_base_/models/clip_vireid_tiny_vit.py',
-    '_base_/datasets/toy_sysu.py',
+    '_base_/models/clip_vireid_tiny_rn.py',
+    '_base_/datasets/toy_sysu_64x32.py',
     '_base_/schedules/clip4vireid_3stage.py',
     '_base_/default_runtime.py',
 ]

@@ -98,7 +98,7 @@ def test_modality_specific_stem_exports_the_chosen_branch(tmp_path):
     with torch.no_grad():
         for p in model.image_encoder.ir_stem.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    images = torch.randn(3, 3, 128, 64)
+    images = torch.randn(3, 3, *model.image_encoder.input_size)
     outputs = {}
     for modality in ('vis', 'ir'):
         out = str(tmp_path / f'{modality}.onnx')

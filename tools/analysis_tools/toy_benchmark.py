@@ -59,8 +59,24 @@ def train_command(config: str, data_root: str, seed: int, out_dir: str,
     ] + list(extra)
 
 
+#: Written into a run folder when its training exited 0.
+RESULT_FILE = 'toy_result.json'
+
+
 def read_run(out_dir: str) -> Optional[dict]:
-    """Epoch-mean losses and the last evaluation of a finished run.
+    """The result of a finished run (``toy_result.json``), or None: a run
+    killed half-way is trained again, never collected."""
+    path = osp.join(out_dir, RESULT_FILE)
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        result = json.load(f)
+    result['epoch_loss'] = {int(k): v for k, v in result['epoch_loss'].items()}
+    return result
+
+
+def parse_logs(out_dir: str) -> Optional[dict]:
+    """Epoch-mean losses and the last evaluation of a run.
 
     Reads the newest ``vis_data/scalars.json`` under ``out_dir``.
 
@@ -212,6 +228,12 @@ def main(argv=None) -> List[dict]:
                 train_command(config, root, seed, out, args.cfg_options),
                 stdout=log, stderr=subprocess.STDOUT, env=env,
                 cwd=REPO_ROOT)
+        result = parse_logs(out) if rc == 0 else None
+        if result is None:
+            rc = rc or 1
+        else:
+            with open(osp.join(out, RESULT_FILE), 'w') as f:
+                json.dump(result, f, indent=1)
         print(f'[{rc == 0 and "done" or f"FAILED rc={rc}"}] {out}',
               flush=True)
         return rc
