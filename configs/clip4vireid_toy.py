@@ -1,7 +1,8 @@
 # CLIP4VI-ReID on the synthetic SYSU-layout toy data with the tiny toy CLIP
 # (RN50 layout at width 8, 64x32 input, as the real recipe is RN50;
 # pretrained by tools/pretrain_toy_clip.py --arch tiny_rn): all three
-# stages (tsg on cached visible features, ife, hsa) and the 10-trial SYSU evaluation, in minutes on a CPU.
+# stages (tsg on cached visible features, ife, hsa) and the 10-trial SYSU
+# evaluation, in minutes on a CPU.
 # Same model class, losses and stage plan as clip4vireid_sysu.py; only the
 # architecture, the epochs and the learning rates are scaled down.
 _base_ = [
