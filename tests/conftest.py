@@ -35,7 +35,8 @@ def toy_clip_weights():
         path = osp.join(TOY_CLIP_DIR, f'{arch}.pth')
         if not osp.isfile(path):
             pretrain_toy_clip(arch, path, num_ids=32, steps=3, batch_size=16,
-                              eval_ids=8, workers=1, log_interval=1000)
+                              eval_ids=8, workers=1, log_interval=1000,
+                              threads=1)
     return TOY_CLIP_DIR
 
 

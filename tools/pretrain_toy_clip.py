@@ -266,7 +266,8 @@ def pretrain(arch: str,
              overwrite: bool = False,
              log_interval: int = 50,
              eval_ids: int = NUM_EVAL_IDS,
-             workers: int = 2) -> dict:
+             workers: int = 2,
+             threads: int = 2) -> dict:
     """Pretrain the toy CLIP ``arch`` and save it to ``out``.
 
     Args:
@@ -284,6 +285,10 @@ def pretrain(arch: str,
         log_interval (int): Print the loss every this many steps.
         eval_ids (int): Held-out people of the final checks.
         workers (int): Processes rendering the corpus.
+        threads (int): Intra-op threads of the training. The weights are
+            the same for the same thread count on the same machine; another
+            count sums floats in another order and gives other weights (as
+            different as two seeds). Defaults to 2, what the demo uses.
 
     Returns:
         dict: The run's settings, the first and last loss, the checks of
@@ -301,7 +306,9 @@ def pretrain(arch: str,
     lr = ARCH_LR[arch] if lr is None else lr
     # Deterministic, without touching the caller's RNG or global settings.
     deterministic = torch.are_deterministic_algorithms_enabled()
+    num_threads = torch.get_num_threads()
     torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(threads)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -309,6 +316,7 @@ def pretrain(arch: str,
                              lr, seed, log_interval, eval_ids, workers)
     finally:
         torch.use_deterministic_algorithms(deterministic)
+        torch.set_num_threads(num_threads)
 
 
 def _pretrain(arch, out, settings, num_ids, steps, batch_size, lr, seed,
@@ -413,6 +421,7 @@ def _pretrain(arch, out, settings, num_ids, steps, batch_size, lr, seed,
         batch_size=batch_size,
         lr=lr,
         seed=seed,
+        threads=torch.get_num_threads(),
         feature_norm_scales=scales,
         first_loss=losses[0],
         last_loss=float(np.mean(losses[-10:])),
@@ -441,6 +450,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='peak learning rate; default: 3e-3 for tiny_rn, '
                         '1e-3 for tiny_vit')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--threads', type=int, default=2,
+                        help='intra-op threads; the weights depend on it')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing --out')
     return parser.parse_args(argv)
@@ -450,7 +461,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     return pretrain(args.arch, args.out, num_ids=args.num_ids,
                     steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                    seed=args.seed, overwrite=args.overwrite)
+                    seed=args.seed, overwrite=args.overwrite,
+                    threads=args.threads)
 
 
 if __name__ == '__main__':

@@ -1,9 +1,11 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """tools/pretrain_toy_clip.py: the toy CLIP has image-text meaning.
 
-The full default pretraining runs once (about 2-3 minutes on one thread) and
-its weights are loaded the way the toy configs load them: through
-``pretrained=`` of CLIPImageEncoder / CLIPTextEncoder built from the config.
+The full default pretraining runs once (about 2-4 minutes), with its default
+two threads: the weights depend on the thread count, and two is what the
+demo uses, so these are the demo's weights. They are loaded the way the toy
+configs load them: through ``pretrained=`` of CLIPImageEncoder /
+CLIPTextEncoder built from the config.
 The checks use the test identities of a toy ReID dataset, which the
 pretraining corpus never contains.
 """
@@ -29,6 +31,8 @@ from make_toy_vireid import make_identity  # noqa: E402
 from toy_captions import caption, has_colour_word  # noqa: E402
 
 register_all_modules()
+#: Captions of the retrieval check: every attribute named, phrasing drawn.
+CAPTION_STYLE = 'full'
 
 
 @pytest.fixture(scope='module')
@@ -86,7 +90,7 @@ def _test_images(root: str, cfg):
                 images.append(np.asarray(img))
                 person.append(pid)
                 modality.append(mod)
-                texts.append(caption(ident, mod, rng, style='description'))
+                texts.append(caption(ident, mod, rng, style=CAPTION_STYLE))
     x = ptc.to_tensor(np.stack(images), mean, std)
     return x, np.asarray(person), np.asarray(modality), texts
 
@@ -113,9 +117,10 @@ def test_pretrained_toy_clip_is_not_collapsed(toy_rn_weights, held_out_toy):
     assert checks['mean_cross_id_cosine'] <= 0.9
 
 
-@pytest.mark.parametrize('modalities', [('vis', ), ('vis', 'ir')])
-def test_caption_to_image_retrieval_beats_chance(toy_rn_weights,
-                                                 held_out_toy, modalities):
+@pytest.mark.parametrize('modalities, times_chance',
+                         [(('vis', 'ir'), 5), (('vis', ), 5), (('ir', ), 3)])
+def test_caption_to_image_retrieval_beats_chance(toy_rn_weights, held_out_toy,
+                                                 modalities, times_chance):
     path, _ = toy_rn_weights
     image, text, cfg = _encoders(path)
     x, person, modality, texts = _test_images(held_out_toy, cfg)
@@ -125,7 +130,8 @@ def test_caption_to_image_retrieval_beats_chance(toy_rn_weights,
     with torch.no_grad():
         checks = ptc.semantic_checks(lambda batch: image(batch)[1],
                                      text.encode_texts, x, person, texts)
-    assert checks['top1_over_chance'] >= 5, checks
+    # measured ~6.4x both, ~7.4x visible, ~4.6x infrared (50 people)
+    assert checks['top1_over_chance'] >= times_chance, checks
 
 
 def test_random_init_is_collapsed_for_contrast(held_out_toy):

@@ -54,12 +54,13 @@ _IR_PREFIX = ('An infrared photo of', 'A night-camera image of',
 _VIS_PREFIX = ('A photo of', 'An image of', 'A picture of',
                'A surveillance shot of')
 
-CAPTION_STYLES = ('pretrain', 'description')
+CAPTION_STYLES = ('pretrain', 'description', 'full')
 #: Per style: probability to drop each attribute, to misread one attribute,
 #: to name the pose / bag side.
 _STYLE = dict(
     pretrain=dict(drop=0.3, misread=0.0, pose=0.3),
-    description=dict(drop=0.15, misread=0.1, pose=0.5))
+    description=dict(drop=0.15, misread=0.1, pose=0.5),
+    full=dict(drop=0.0, misread=0.0, pose=0.0))
 
 
 def _pick(rng: np.random.Generator, options):
@@ -106,9 +107,10 @@ def caption(ident,
         pose (dict, optional): What ``render_person`` drew for this image
             (``side`` -1/1, ``spread`` as a fraction of the height); lets
             the caption say "walking" / "standing" and the bag side.
-        style (str): ``'pretrain'`` (more dropout, always correct) or
-            ``'description'`` (a captioner's errors). Defaults to
-            'pretrain'.
+        style (str): ``'pretrain'`` (more dropout, always correct),
+            ``'description'`` (a captioner's errors) or ``'full'`` (every
+            attribute, correct: a reference caption for retrieval checks).
+            Defaults to 'pretrain'.
         ir_colour_noise (bool): Infrared only: name a wrong colour for the
             top (the error CMSP is meant to purify). Defaults to False.
         palette (list[str], optional): Colour names to draw misread and
