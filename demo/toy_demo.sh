@@ -15,9 +15,10 @@ WORK_DIR=${2:-work_dirs/toy_demo}
 PYTHON=${PYTHON:-python}
 # The toy CLIP weights the config loads (data/toy_clip/tiny_rn.pth, or
 # tiny_vit.pth for the ViT toy configs; $MMVIREID_TOY_CLIP_DIR moves them).
+# (the last line: mmengine logs the env-variable substitution on stdout)
 WEIGHTS=$("$PYTHON" -c "import sys; from mmengine.config import Config; \
 print(Config.fromfile(sys.argv[1]).model.image_encoder.pretrained or '')" \
-    "$CONFIG")
+    "$CONFIG" | tail -n 1)
 case "$WEIGHTS" in
     */tiny_rn.pth | */tiny_vit.pth)
         if [ ! -f "$WEIGHTS" ]; then
