@@ -8,6 +8,10 @@ import os.path as osp
 # PyTorch's CPU kernels spin and slows the suite several times over.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 os.environ.setdefault('MKL_NUM_THREADS', '1')
+# The toy CLIP pretraining test uses two threads (the demo's weights depend
+# on it): idle OpenMP threads then sleep instead of spinning on the cores the
+# other worker needs (scheduling only; the results are the same).
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 import tempfile  # noqa: E402
 
