@@ -13,6 +13,7 @@ os.environ.setdefault('MKL_NUM_THREADS', '1')
 # other worker needs (scheduling only; the results are the same).
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
+import shutil  # noqa: E402
 import tempfile  # noqa: E402
 
 import pytest  # noqa: E402
@@ -41,7 +42,8 @@ def toy_clip_weights():
             pretrain_toy_clip(arch, path, num_ids=32, steps=3, batch_size=16,
                               eval_ids=8, workers=1, log_interval=1000,
                               threads=1)
-    return TOY_CLIP_DIR
+    yield TOY_CLIP_DIR
+    shutil.rmtree(TOY_CLIP_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope='session')

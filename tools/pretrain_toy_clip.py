@@ -349,8 +349,8 @@ def _pretrain(arch, out, settings, num_ids, steps, batch_size, lr, seed,
     for param in text.parameters():
         param.requires_grad = True
     visual, logit_scale = model.visual, model.logit_scale
-    params = [p for p in list(visual.parameters()) + [logit_scale] +
-              list(text.parameters())]
+    params = list(visual.parameters()) + [logit_scale] + list(
+        text.parameters())
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     optimizer = torch.optim.AdamW([

@@ -21,7 +21,6 @@ again (delete its folder to retrain); ``--collect-only`` trains nothing.
 ``--cfg-options`` after the configs apply to every run.
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
@@ -31,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+# beside this file (tools/ is not a package): the scalars.json reader
+from analyze_logs import find_runs, load_scalars
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METRICS = ('Rank-1', 'mAP')
@@ -78,37 +79,34 @@ def read_run(out_dir: str) -> Optional[dict]:
 def parse_logs(out_dir: str) -> Optional[dict]:
     """Epoch-mean losses and the last evaluation of a run.
 
-    Reads the newest ``vis_data/scalars.json`` under ``out_dir``.
+    Reads the ``scalars.json`` logs under ``out_dir`` with
+    ``analyze_logs.py``'s reader (runs merged in time order).
 
     Returns:
         dict | None: ``epoch_loss`` ({epoch: mean loss}), ``metrics`` (the
         last logged ``reid/*`` values, keys without the prefix) and
         ``last_epoch``; None when no evaluation was logged.
     """
-    files = sorted(glob.glob(osp.join(out_dir, '*', 'vis_data',
-                                      'scalars.json')))
-    if not files:
+    try:
+        train, val = load_scalars(find_runs(out_dir))
+    except FileNotFoundError:
+        return None
+    evaluations = [rec for rec in val if 'reid/Rank-1' in rec]
+    if not evaluations:
         return None
     losses: Dict[int, List[float]] = {}
-    metrics, last_epoch = None, None
-    with open(files[-1]) as f:
-        for line in f:
-            rec = json.loads(line)
-            if 'loss' in rec and 'epoch' in rec:
-                losses.setdefault(int(rec['epoch']), []).append(rec['loss'])
-            if 'reid/Rank-1' in rec:
-                metrics = {
-                    k[len('reid/'):]: v
-                    for k, v in rec.items() if k.startswith('reid/')
-                }
-                last_epoch = rec.get('step')
-    if metrics is None:
-        return None
+    for rec in train:
+        if 'loss' in rec:
+            losses.setdefault(int(rec['epoch']), []).append(rec['loss'])
+    last = evaluations[-1]
     return dict(
         epoch_loss={e: float(np.mean(v))
                     for e, v in sorted(losses.items())},
-        metrics=metrics,
-        last_epoch=last_epoch)
+        metrics={
+            k[len('reid/'):]: v
+            for k, v in last.items() if k.startswith('reid/')
+        },
+        last_epoch=last.get('step'))
 
 
 def first_stage_epochs(config: str) -> int:
