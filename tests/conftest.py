@@ -13,6 +13,7 @@ os.environ.setdefault('MKL_NUM_THREADS', '1')
 # other worker needs (scheduling only; the results are the same).
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
+import atexit  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
 
@@ -31,6 +32,8 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # read, inherited by the tools the tests launch.
 TOY_CLIP_DIR = tempfile.mkdtemp(prefix='mmvireid_toy_clip_')
 os.environ['MMVIREID_TOY_CLIP_DIR'] = TOY_CLIP_DIR
+# every process that imports this (pytest-xdist's controller too) cleans up
+atexit.register(shutil.rmtree, TOY_CLIP_DIR, True)
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -42,8 +45,7 @@ def toy_clip_weights():
             pretrain_toy_clip(arch, path, num_ids=32, steps=3, batch_size=16,
                               eval_ids=8, workers=1, log_interval=1000,
                               threads=1)
-    yield TOY_CLIP_DIR
-    shutil.rmtree(TOY_CLIP_DIR, ignore_errors=True)
+    return TOY_CLIP_DIR
 
 
 @pytest.fixture(scope='session')
