@@ -1,4 +1,8 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 from .warmup_cosine_lr import TimmCosineLR, timm_cosine_value
+from .warmup_multistep_lr import WarmupMultiStepLR, warmup_multistep_factor
 
-__all__ = ['TimmCosineLR', 'timm_cosine_value']
+__all__ = [
+    'TimmCosineLR', 'timm_cosine_value', 'WarmupMultiStepLR',
+    'warmup_multistep_factor'
+]
