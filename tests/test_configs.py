@@ -204,19 +204,24 @@ def test_config_builds_and_is_consistent(path, monkeypatch, skip_random_init,
 # ---------------------------------------------------------------------- #
 # The config tutorial's examples do what docs/en/user_guides/config.md says.
 # ---------------------------------------------------------------------- #
-def test_example_vit_b16_swaps_the_backbone(monkeypatch, skip_random_init):
+def test_vit_b16_recipe_swaps_the_backbone(monkeypatch, skip_random_init):
     base_cfg, base = load_and_build('configs/clip_vireid_sysu.py', monkeypatch)
-    cfg, model = load_and_build('configs/examples/clip_vireid_vit-b16_sysu.py',
+    cfg, model = load_and_build('configs/clip_vireid_vit-b16_sysu.py',
                                 monkeypatch)
     assert base.image_encoder.arch_type == 'resnet'
     assert model.image_encoder.arch_type == 'vit'
-    # ViT-B/16: 768-d class token, 512-d projection, an 18 x 9 patch grid
+    # ViT-B/16: 768-d class token, 512-d projection; stride 12 gives a
+    # 23 x 11 grid of overlapping patches; SIE over SYSU's cameras 1..6
     assert model.image_encoder.feat_dim == 768
     assert model.image_encoder.proj_dim == 512
-    assert model.image_encoder.grid_size == (18, 9)
+    assert model.image_encoder.grid_size == (23, 11)
+    assert tuple(model.image_encoder.cam_embed.shape) == (7, 768)
     assert 'last_stride' not in cfg.model.image_encoder
-    # everything else is inherited
-    assert cfg.train_cfg.stages == base_cfg.train_cfg.stages
+    # CLIP-ReID's ViT recipe: epochs 120 / 60, ID weight 0.25
+    assert [s['epochs'] for s in cfg.train_cfg.stages] == [120, 60]
+    assert model.loss_weights['id'] == 0.25
+    assert cfg.optim_wrapper.finetune.optimizer.lr == 5e-6
+    # the data are the RN50 recipe's
     assert cfg.train_dataloader == base_cfg.train_dataloader
     assert [fc.in_features for fc in model.head.classifiers] == [768, 512]
 

@@ -135,16 +135,27 @@ def assert_recorded(actual: torch.Tensor,
                     expected: Union[torch.Tensor, dict],
                     name: str,
                     rtol: float = 1e-5,
-                    atol: float = 1e-6) -> None:
+                    atol: float = 1e-6,
+                    atol_rms: float = 0.) -> None:
     """Assert that ``actual`` matches a :func:`record` of the reference.
 
     Elements (all of a small tensor, the sample of a large one) are compared
-    with ``rtol``/``atol``; a summary's norm with ``rtol`` and its sum with
-    ``atol`` scaled by the norm times the square root of the size (a sum of
-    n rounding errors grows like that). Raises AssertionError naming
-    ``name`` and the largest deviation.
+    with ``rtol``/``atol``, where ``atol`` grows by ``atol_rms`` times the
+    reference tensor's root mean square (a rounding error is relative to
+    the magnitudes summed, not to a result that happens to be near zero).
+    A summary's norm is compared with ``rtol``, its sum with ``rtol`` times
+    the norm times the square root of the size (a sum of n rounding errors
+    grows like that). Raises AssertionError naming ``name`` and the largest
+    deviation.
     """
     actual = actual.detach().cpu().float()
+    if atol_rms:
+        if isinstance(expected, torch.Tensor):
+            rms = float(expected.double().pow(2).mean().sqrt())
+        else:
+            rms = expected['norm'] / math.sqrt(
+                max(1, math.prod(expected['shape'])))
+        atol = atol + atol_rms * rms
     if isinstance(expected, torch.Tensor):
         if tuple(actual.shape) != tuple(expected.shape):
             raise AssertionError(f'{name}: shape {tuple(actual.shape)} != '

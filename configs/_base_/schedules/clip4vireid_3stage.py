@@ -29,7 +29,8 @@ optim_wrapper = dict(
     ife=dict(
         modules=['image_encoder', 'head', 'ife_neck'],
         optimizer=dict(type='Adam', lr=3.5e-4, weight_decay=5e-4),
-        paramwise_cfg=dict(bias_lr_mult=2.0)),
+        # x2 for every parameter named *bias*, as CLIP-ReID
+        paramwise_cfg=dict(custom_keys={'bias': dict(lr_mult=2.0)})),
     # Image side at ife's middle lr (after its first decay); the prompts 10x
     # slower (3.5e-6) and keep the tsg weight decay (5e-4 x 0.2 = 1e-4),
     # so HSA refines the text semantics rather than relearning them.
@@ -37,9 +38,9 @@ optim_wrapper = dict(
         modules=['image_encoder', 'head', 'prompt_learner'],
         optimizer=dict(type='Adam', lr=3.5e-5, weight_decay=5e-4),
         paramwise_cfg=dict(
-            bias_lr_mult=2.0,
             custom_keys={
-                'prompt_learner': dict(lr_mult=0.1, decay_mult=0.2)
+                'prompt_learner': dict(lr_mult=0.1, decay_mult=0.2),
+                'bias': dict(lr_mult=2.0),
             })),
 )
 
@@ -48,13 +49,11 @@ param_scheduler = dict(
     # 1e-5, cosine to 1e-6, 1-based epochs
     tsg=[dict(type='TimmCosineLR', t_initial=60, lr_min=1e-6, warmup_t=5,
               warmup_lr_init=1e-5, t_offset=1)],
-    # WarmupMultiStepLR: factor 0.01 -> 1 linearly over 10 epochs (mmengine's
-    # LinearLR reaches end_factor at end - 1), x0.1 at epochs 40 and 70
+    # CLIP-ReID's stage-2 WarmupMultiStepLR with its step timing
+    # (t_offset=1: the first epoch at x0.109, decays in epochs 40 and 70)
     ife=[
-        dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0,
-             end=11),
-        dict(type='MultiStepLR', milestones=[40, 70], gamma=0.1,
-             by_epoch=True, begin=0, end=80),
+        dict(type='WarmupMultiStepLR', milestones=[40, 70], gamma=0.1,
+             warmup_factor=0.01, warmup_iters=10, t_offset=1, by_epoch=True)
     ],
     # a fresh Adam: 5 warm-up epochs from x0.1 while its moment estimates
     # settle, then x0.1 at epoch 30

@@ -1,4 +1,4 @@
-# Two stages as CLIP-ReID's CNN recipe (reference_methods.md §2):
+# Two stages as CLIP-ReID's CNN recipe (configs/person/cnn_clipreid.yml):
 #   prompt   — only the ID prompt tokens train, on cached image features;
 #   finetune — image encoder + BNNeck head train, text features frozen.
 # Scheduler epochs are relative to their stage (MultiStageTrainLoop).
@@ -20,7 +20,11 @@ optim_wrapper = dict(
     finetune=dict(
         modules=['image_encoder', 'head'],
         optimizer=dict(type='Adam', lr=3.5e-4, weight_decay=5e-4),
-        paramwise_cfg=dict(bias_lr_mult=2.0)),
+        # CLIP-ReID doubles the LR of every parameter whose name contains
+        # "bias" (BIAS_LR_FACTOR 2, WEIGHT_DECAY_BIAS = WEIGHT_DECAY), norm
+        # biases and attention in_proj_bias included; mmengine's
+        # bias_lr_mult would skip those.
+        paramwise_cfg=dict(custom_keys={'bias': dict(lr_mult=2.0)})),
 )
 
 param_scheduler = dict(
@@ -28,13 +32,12 @@ param_scheduler = dict(
     # 1e-5, cosine to 1e-6, 1-based epochs
     prompt=[dict(type='TimmCosineLR', t_initial=60, lr_min=1e-6, warmup_t=5,
                  warmup_lr_init=1e-5, t_offset=1)],
-    # WarmupMultiStepLR: factor 0.01 -> 1 linearly over 10 epochs (mmengine's
-    # LinearLR reaches end_factor at end - 1), x0.1 at epochs 40 and 70
+    # CLIP-ReID's WarmupMultiStepLR, stepped once when built and again
+    # before every epoch (t_offset=1): the first epoch runs at x0.109, the
+    # warm-up ends in epoch 10, the decays hit epochs 40 and 70 (1-based).
     finetune=[
-        dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0,
-             end=11),
-        dict(type='MultiStepLR', milestones=[40, 70], gamma=0.1,
-             by_epoch=True, begin=0, end=120),
+        dict(type='WarmupMultiStepLR', milestones=[40, 70], gamma=0.1,
+             warmup_factor=0.01, warmup_iters=10, t_offset=1, by_epoch=True)
     ],
 )
 

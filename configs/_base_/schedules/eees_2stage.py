@@ -31,13 +31,11 @@ param_scheduler = dict(
     # 1e-5, cosine to 1e-6
     prompt=[dict(type='TimmCosineLR', t_initial=60, lr_min=1e-6, warmup_t=5,
                  warmup_lr_init=1e-5, t_offset=0)],
-    # WarmupMultiStepLR: factor 0.01 -> 1 over 10 epochs (mmengine's LinearLR
-    # reaches end_factor at end - 1), x0.1 at epochs 40 and 70
+    # WarmupMultiStepLR stepped with 0-based epochs (CSDN): factor 0.01 -> 1
+    # over 10 epochs, x0.1 from epochs 40 and 70 (0-based)
     finetune=[
-        dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0,
-             end=11),
-        dict(type='MultiStepLR', milestones=[40, 70], gamma=0.1,
-             by_epoch=True, begin=0, end=120),
+        dict(type='WarmupMultiStepLR', milestones=[40, 70], gamma=0.1,
+             warmup_factor=0.01, warmup_iters=10, t_offset=0, by_epoch=True)
     ],
 )
 

@@ -23,7 +23,8 @@ def timm_cosine_value(base: float, t: int, t_initial: int, lr_min: float,
     * ``t >= t_initial``: ``lr_min`` (``cycle_limit=1``).
     """
     if t < warmup_t:
-        return warmup_lr_init + t * (base - warmup_lr_init) / warmup_t
+        # the step is computed first, as timm does: same rounding
+        return warmup_lr_init + t * ((base - warmup_lr_init) / warmup_t)
     if t >= t_initial:
         return lr_min
     return lr_min + 0.5 * (base - lr_min) * (

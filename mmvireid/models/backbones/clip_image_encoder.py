@@ -52,6 +52,20 @@ _RESNET_STEM = ('conv1', 'bn1', 'act1', 'conv2', 'bn2', 'act2', 'conv3', 'bn3',
                 'act3', 'avgpool')
 
 
+def _run_blocks(transformer: nn.Module, blocks, x: torch.Tensor):
+    """Run some of an open_clip ``Transformer``'s blocks on ``[B, N, D]``
+    tokens, handling the layouts of open_clip versions that keep the
+    sequence dimension first."""
+    batch_first = getattr(transformer, 'batch_first', True)
+    if not batch_first:
+        x = x.transpose(0, 1)
+    for block in blocks:
+        x = block(x)
+    if not batch_first:
+        x = x.transpose(0, 1)
+    return x
+
+
 def _pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
     if isinstance(value, int):
         value = (value, value)
@@ -435,47 +449,64 @@ class CLIPImageEncoder(BaseModule):
         out[ir_idx] = ir_out
         return out
 
-    def forward_body(
-        self,
-        x: torch.Tensor,
-        cam_ids: Optional[torch.Tensor] = None
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward_body(self,
+                     x: torch.Tensor,
+                     cam_ids: Optional[torch.Tensor] = None,
+                     return_mid: bool = False,
+                     with_sie: bool = True) -> tuple:
         """Run the shared part after the stem.
 
         Args:
             x (Tensor): Output of :meth:`forward_stem`.
             cam_ids (Tensor, optional): ``[B]`` camera indices, required
-                with ``camera_embedding`` and ignored otherwise.
+                with ``camera_embedding`` (unless ``with_sie=False``) and
+                ignored otherwise.
+            return_mid (bool): Also return the intermediate feature.
+            with_sie (bool): Add the camera embedding (when there is one).
 
         Returns:
-            tuple[Tensor, Tensor]: See :meth:`forward`.
+            tuple: See :meth:`forward`.
         """
         visual = self.visual
         if self.arch_type == 'resnet':
             x = visual.layer1(x)
             x = visual.layer2(x)
-            x = visual.layer3(x)
-            feat = visual.layer4(x)
+            mid_map = visual.layer3(x)
+            feat = visual.layer4(mid_map)
             # open_clip's AttentionPool2d returns token 0 (the pooled query).
             proj = visual.attnpool(feat)
-            return feat, proj
+            if not return_mid:
+                return feat, proj
+            return mid_map.mean(dim=(2, 3)), feat, proj
 
         batch = x.shape[0]
         x = x.flatten(2).transpose(1, 2)  # [B, gh*gw, width]
         cls_token = visual.class_embedding.to(x.dtype).view(1, 1, -1)
         cls_token = cls_token.expand(batch, -1, -1)
-        if self.cam_embed is not None:
+        if self.cam_embed is not None and with_sie:
             cls_token = cls_token + self.cam_coe * self._camera_vectors(
                 cam_ids, batch, x.device).unsqueeze(1).to(x.dtype)
         x = torch.cat([cls_token, x], dim=1)
         x = x + visual.positional_embedding.to(x.dtype)
         x = visual.patch_dropout(x)
         x = visual.ln_pre(x)
-        x = visual.transformer(x)
+        if return_mid:
+            # CLIP-ReID's third triplet feature: the class token entering
+            # the last block (before any LayerNorm). open_clip's
+            # Transformer.forward only loops over its blocks, so running
+            # them in two slices computes the same thing.
+            blocks = visual.transformer.resblocks
+            x = _run_blocks(visual.transformer, blocks[:-1], x)
+            mid = x[:, 0]
+            x = _run_blocks(visual.transformer, blocks[-1:], x)
+        else:
+            x = visual.transformer(x)
         # LayerNorm is per token, so normalising the CLS token alone equals
         # open_clip's ln_post over all tokens followed by pooling.
         feat = visual.ln_post(x[:, 0])
         proj = feat @ visual.proj
+        if return_mid:
+            return mid, feat, proj
         return feat, proj
 
     def _camera_vectors(self, cam_ids, batch: int,
@@ -497,12 +528,12 @@ class CLIPImageEncoder(BaseModule):
                              f'{sorted(set(cam_ids.tolist()))}')
         return self.cam_embed[to_device(cam_ids, device)]
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        modality: Optional[torch.Tensor] = None,
-        cam_ids: Optional[torch.Tensor] = None
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self,
+                x: torch.Tensor,
+                modality: Optional[torch.Tensor] = None,
+                cam_ids: Optional[torch.Tensor] = None,
+                return_mid: bool = False,
+                with_sie: bool = True) -> tuple:
         """Encode a batch of images.
 
         Args:
@@ -510,7 +541,15 @@ class CLIPImageEncoder(BaseModule):
             modality (Tensor, optional): ``[B]``, 0 = visible, 1 = infrared;
                 needed with ``modality_specific_stem``.
             cam_ids (Tensor, optional): ``[B]`` camera indices; needed with
-                ``camera_embedding``.
+                ``camera_embedding`` unless ``with_sie=False``.
+            return_mid (bool): Return ``(mid, feat, proj)``, with ``mid``
+                the intermediate feature CLIP-ReID's triplet loss also uses:
+                RN50 ``layer3`` average-pooled, ``[B, 16 * width]``
+                (``[B, 1024]``); ViT the class token entering the last
+                block, before any LayerNorm, ``[B, width]``. Default: False.
+            with_sie (bool): Add the camera embedding (SIE) when the encoder
+                has one. CLIP-ReID extracts its prompt-stage features
+                without it. Default: True.
 
             Both are best passed on the host (the models do): they are
             validated and turned into indices there, free of device syncs
@@ -525,4 +564,8 @@ class CLIPImageEncoder(BaseModule):
             - ViT: ``feat`` = class token after ``ln_post`` ``[B, width]``
               and ``proj`` = ``feat @ proj`` ``[B, embed_dim]``.
         """
-        return self.forward_body(self.forward_stem(x, modality), cam_ids)
+        return self.forward_body(
+            self.forward_stem(x, modality),
+            cam_ids,
+            return_mid=return_mid,
+            with_sie=with_sie)

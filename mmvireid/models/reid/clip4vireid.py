@@ -180,8 +180,7 @@ class CLIP4VIReID(CLIPVIReID):
         # host labels / modalities: the split by modality costs no sync
         labels = self.labels_of(data_samples)
         mods = self.modalities_of(data_samples)
-        feat, proj = self.image_features(inputs, data_samples)
-        out = self.head([feat, proj])
+        out = self.train_features(inputs, data_samples)
         losses = self._id_triplet_losses(out, labels)
         v = out['feats'][1]
         vis = torch.nonzero(mods == 0).squeeze(1)
@@ -221,8 +220,7 @@ class CLIP4VIReID(CLIPVIReID):
         # host labels / modalities (see mmvireid.models.utils.checks)
         labels = self.labels_of(data_samples)
         mods = self.modalities_of(data_samples)
-        feat, proj = self.image_features(inputs, data_samples)
-        out = self.head([feat, proj])
+        out = self.train_features(inputs, data_samples)
         losses = self._id_triplet_losses(out, labels)
         v = out['feats'][1]
         text, ids = self.batch_text_features(labels)

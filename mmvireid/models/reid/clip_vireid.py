@@ -1,7 +1,7 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """CLIP-VIReID: CLIP-ReID moved to two modalities (methods.md §0)."""
 import copy
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,9 +23,11 @@ class CLIPVIReID(BaseStagedReID):
       (CLIP-ReID stage 1).
     * ``finetune``: text features ``T [C, D]`` of all identities are computed
       once and frozen; the image encoder and BNNeck head train with
-      ``w_id * (ID(f) + ID(v)) + w_tri * (Tri(f) + Tri(v)) + w_i2t * CE(v T^T)``
-      on both modalities, where ``f`` is the pooled backbone feature and ``v``
-      the projected feature.
+      ``w_id * (ID(f) + ID(v)) + w_tri * (Tri(m) + Tri(f) + Tri(v))
+      + w_i2t * CE(v T^T)`` on both modalities, where ``f`` is the pooled
+      backbone feature, ``v`` the projected feature and ``m`` the
+      intermediate feature (RN50 layer3 pooled, ViT class token entering the
+      last block), as in CLIP-ReID's code.
 
     Test (``extract_feat``): ``concat(f, v)`` before BN (CLIP-ReID
     ``NECK_FEAT='before'``) or ``concat(L2(BN(f)), L2(v))`` (CSDN), optionally
@@ -41,8 +43,17 @@ class CLIPVIReID(BaseStagedReID):
         num_classes (int): Number of training identities C.
         prompt_loss (dict): Loss between image and text features in the
             prompt stage. Defaults to SupConLoss.
-        id_loss, triplet_loss, i2t_loss (dict): Fine-tuning losses.
+        id_loss, triplet_loss, i2t_loss (dict): Fine-tuning losses. The
+            ID and image-to-text CE both smooth labels with epsilon 0.1, as
+            CLIP-ReID's ``CrossEntropyLabelSmooth``.
         loss_weights (dict): ``id``, ``triplet``, ``i2t`` weights.
+        triplet_features (tuple[str]): Features the triplet loss is summed
+            over, in order, from ``'mid'``, ``'feat'``, ``'proj'``. Defaults
+            to all three (CLIP-ReID); ``('feat', 'proj')`` drops the
+            intermediate one.
+        cache_camera_embedding (bool): Add the camera embedding (ViT SIE)
+            to the prompt stage's cached features. Defaults to False:
+            CLIP-ReID extracts them without camera labels.
         test_feature (str): ``'before_bn'`` (CLIP-ReID) or ``'bn_l2'`` (CSDN).
         flip_test (bool): Concatenate the h-flipped image's feature.
         text_batch_size (int): Classes per text-encoder call when computing
@@ -53,6 +64,8 @@ class CLIPVIReID(BaseStagedReID):
     #: Loss weights and the keys ``loss_weights`` may set; subclasses with
     #: other losses override it.
     DEFAULT_LOSS_WEIGHTS = dict(id=1.0, triplet=1.0, i2t=1.0)
+    #: Names ``triplet_features`` may use.
+    TRIPLET_FEATURES = ('mid', 'feat', 'proj')
 
     def __init__(self,
                  image_encoder: dict,
@@ -63,8 +76,10 @@ class CLIPVIReID(BaseStagedReID):
                  prompt_loss: dict = dict(type='SupConLoss'),
                  id_loss: dict = dict(type='LabelSmoothCELoss', epsilon=0.1),
                  triplet_loss: dict = dict(type='HardTripletLoss', margin=0.3),
-                 i2t_loss: dict = dict(type='ImageTextCELoss'),
+                 i2t_loss: dict = dict(type='ImageTextCELoss', epsilon=0.1),
                  loss_weights: Optional[Dict[str, float]] = None,
+                 triplet_features: Sequence[str] = ('mid', 'feat', 'proj'),
+                 cache_camera_embedding: bool = False,
                  test_feature: str = 'before_bn',
                  flip_test: bool = False,
                  text_batch_size: int = 64,
@@ -77,6 +92,16 @@ class CLIPVIReID(BaseStagedReID):
         if test_feature not in ('before_bn', 'bn_l2'):
             raise ValueError("test_feature must be 'before_bn' or 'bn_l2', "
                              f'got {test_feature!r}')
+        triplet_features = tuple(triplet_features)
+        if not triplet_features or not set(triplet_features) <= set(
+                self.TRIPLET_FEATURES) or len(set(triplet_features)) != len(
+                    triplet_features):
+            raise ValueError(
+                f'{type(self).__name__}: triplet_features must be distinct '
+                f'names from {list(self.TRIPLET_FEATURES)}, got '
+                f'{list(triplet_features)}')
+        self.triplet_features = triplet_features
+        self.cache_camera_embedding = cache_camera_embedding
         self.num_classes = num_classes
         self.image_encoder = MODELS.build(image_encoder)
         self.text_encoder = MODELS.build(text_encoder)
@@ -125,8 +150,10 @@ class CLIPVIReID(BaseStagedReID):
             self.text_encoder, batch_size=self.text_batch_size).detach()
 
     # ------------------------------------------------------------- features
-    def image_features(self, inputs: torch.Tensor, data_samples) -> tuple:
-        """Run the image encoder: returns ``(feat, proj)``.
+    def image_features(self, inputs: torch.Tensor, data_samples,
+                       **kwargs) -> tuple:
+        """Run the image encoder: returns ``(feat, proj)`` (or what
+        ``kwargs``, passed to :meth:`CLIPImageEncoder.forward`, ask for).
 
         Modality and camera ids go in as host tensors: the encoder checks
         them and splits the batch by modality there, without device syncs.
@@ -134,12 +161,34 @@ class CLIPVIReID(BaseStagedReID):
         return self.image_encoder(
             inputs,
             modality=self.modalities_of(data_samples),
-            cam_ids=self.cams_of(data_samples))
+            cam_ids=self.cams_of(data_samples),
+            **kwargs)
+
+    def train_features(self, inputs: torch.Tensor, data_samples) -> dict:
+        """Encoder and head for the training losses.
+
+        Returns:
+            dict: The :class:`BNNeckHead` output (``feats``, ``bn_feats``,
+            ``logits``, one per branch ``[feat, proj]``) plus ``mid``: the
+            intermediate feature ``[B, C_mid]``, or None when no loss uses
+            it (it is then not computed).
+        """
+        if 'mid' in self.triplet_features:
+            mid, feat, proj = self.image_features(
+                inputs, data_samples, return_mid=True)
+        else:
+            mid, (feat, proj) = None, self.image_features(inputs, data_samples)
+        out = self.head([feat, proj])
+        out['mid'] = mid
+        return out
 
     def extract_cache_features(self, data: dict) -> torch.Tensor:
         """Projected image features ``v [B, D]`` for the prompt stage."""
         data = self.data_preprocessor(data, False)
-        _, proj = self.image_features(data['inputs'], data['data_samples'])
+        _, proj = self.image_features(
+            data['inputs'],
+            data['data_samples'],
+            with_sie=self.cache_camera_embedding)
         return proj
 
     def _single_view_feat(self, inputs, data_samples) -> torch.Tensor:
@@ -180,8 +229,7 @@ class CLIPVIReID(BaseStagedReID):
                                'finetune stage was not entered through '
                                'switch_stage("finetune")')
         labels = self.labels_of(data_samples)
-        feat, proj = self.image_features(inputs, data_samples)
-        out = self.head([feat, proj])
+        out = self.train_features(inputs, data_samples)
         losses = self._id_triplet_losses(out, labels)
         losses['loss_i2t'] = self.loss_weights['i2t'] * self.i2t_loss(
             out['feats'][1], self.class_text_feats, labels)
@@ -189,20 +237,24 @@ class CLIPVIReID(BaseStagedReID):
 
     def _id_triplet_losses(self, out: dict,
                            labels: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """ID (on every branch's logits) + triplet (on every branch's
-        feature before BN) over both modalities, plus the ID accuracy.
+        """ID (on every branch's logits) + triplet (on the features named
+        in ``triplet_features``, before BN) over both modalities, plus the
+        ID accuracy.
 
         Args:
-            out (dict): :class:`BNNeckHead` output.
+            out (dict): :meth:`train_features` output.
             labels (Tensor): ``[B]`` train labels, on the host (the losses
                 copy them to the device without blocking).
         """
         w = self.loss_weights
+        named = dict(
+            feat=out['feats'][0], proj=out['feats'][1], mid=out.get('mid'))
         losses = dict(
             loss_id=w['id'] *
             sum(self.id_loss(logit, labels) for logit in out['logits']),
             loss_triplet=w['triplet'] *
-            sum(self.triplet_loss(f, labels) for f in out['feats']))
+            sum(self.triplet_loss(named[name], labels)
+                for name in self.triplet_features))
         with torch.no_grad():
             logits = out['logits'][0]
             losses['acc'] = (logits.argmax(1) == to_device(
