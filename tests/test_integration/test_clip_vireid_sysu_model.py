@@ -89,3 +89,12 @@ def test_one_step_per_stage_2_ids(sysu_model_and_optim):
         out = model(**data, mode='predict')
     assert out[0].pred_feat.shape == (3072, )
     assert torch.allclose(out[0].pred_feat.norm(), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize('features', [(), ('feat', 'layer3'),
+                                      ('feat', 'feat')])
+def test_triplet_features_are_checked(features):
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/clip_vireid_sysu.py'))
+    cfg.model.triplet_features = features
+    with pytest.raises(ValueError, match='triplet_features must be distinct'):
+        MODELS.build(cfg.model)

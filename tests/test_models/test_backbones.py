@@ -208,6 +208,51 @@ def test_vit_camera_embedding():
             VIT, input_size=(128, 64), camera_embedding=dict(cams=3))
 
 
+def test_vit_without_sie_and_intermediate_feature():
+    torch.manual_seed(0)
+    enc = CLIPImageEncoder(
+        VIT, input_size=(128, 64), camera_embedding=dict(num_cameras=3))
+    enc.eval()
+    x = torch.randn(2, 3, 128, 64)
+    with torch.no_grad():
+        # with_sie=False (CLIP-ReID's prompt-stage cache) needs no cam_ids
+        # and equals the plain open_clip tower
+        _, proj = enc(x, with_sie=False)
+        torch.testing.assert_close(proj, enc.visual(x))
+        mid, feat, proj_sie = enc(x, cam_ids=torch.tensor([1, 2]),
+                                  return_mid=True)
+        assert not torch.allclose(proj_sie, proj, atol=1e-4)
+        # mid: the class token entering the last block, computed here
+        # block by block from open_clip's modules
+        visual = enc.visual
+        tokens = visual.conv1(x).flatten(2).transpose(1, 2)
+        cls = visual.class_embedding + 3.0 * enc.cam_embed[[1, 2]]
+        tokens = torch.cat([cls.unsqueeze(1), tokens], dim=1)
+        tokens = visual.ln_pre(tokens + visual.positional_embedding)
+        for block in visual.transformer.resblocks[:-1]:
+            tokens = block(tokens)
+        torch.testing.assert_close(mid, tokens[:, 0])
+        assert mid.shape == (2, 64)
+        torch.testing.assert_close(
+            feat, enc(x, cam_ids=torch.tensor([1, 2]))[0])
+
+
+def test_resnet_intermediate_feature_is_pooled_layer3():
+    torch.manual_seed(0)
+    enc = CLIPImageEncoder(RN, input_size=(128, 64)).eval()
+    x = torch.randn(2, 3, 128, 64)
+    with torch.no_grad():
+        mid, feat, proj = enc(x, return_mid=True)
+        visual = enc.visual
+        layer3 = visual.layer3(visual.layer2(visual.layer1(visual.stem(x))))
+        # width 16: layer3 has 16 * 16 = 256 channels
+        assert mid.shape == (2, 256)
+        torch.testing.assert_close(mid, layer3.mean(dim=(2, 3)))
+        feat2, proj2 = enc(x)
+        torch.testing.assert_close(feat, feat2)
+        torch.testing.assert_close(proj, proj2)
+
+
 # ---------------------------------------------------------------------- #
 # ResNet
 # ---------------------------------------------------------------------- #
