@@ -5,7 +5,7 @@
 #
 #   python tools/train.py configs/examples/clip_vireid_vit_toy.py
 #
-# For the real ViT-B/16 see configs/examples/clip_vireid_vit-b16_sysu.py.
+# For the real ViT-B/16 see configs/clip_vireid_vit-b16_sysu.py.
 _base_ = ['../clip_vireid_toy.py']
 
 tiny_vit_arch = dict(
