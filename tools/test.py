@@ -6,11 +6,14 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
+from mmvireid.apis import init_model
 from mmvireid.engine.hooks import atomic_write
 from mmvireid.utils import register_all_modules
-from mmvireid.utils.tool_utils import (UserInputError,
+from mmvireid.utils.checkpoint import load_model_checkpoint
+from mmvireid.utils.tool_utils import (UserInputError, check_writable,
                                        disable_persistent_workers,
                                        preflight_config, preflight_datasets,
                                        run_or_explain, setup_cpu_distributed)
@@ -38,6 +41,13 @@ def parse_args():
         '--amp',
         action='store_true',
         help='extract features under fp16 autocast (CUDA)')
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='evaluate a checkpoint that does not fit the config: the '
+        'tensors that fit are loaded and the others (named in a warning) '
+        'keep their initialisation. By default such a checkpoint is '
+        'refused, since its numbers would not be that model\'s')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -74,10 +84,15 @@ def merge_args(cfg, args):
                                 osp.splitext(osp.basename(args.config))[0])
     if not osp.isfile(args.checkpoint):
         raise UserInputError(f'checkpoint "{args.checkpoint}" does not exist')
-    cfg.load_from = args.checkpoint
+    # loaded by main() (strictly), not by the Runner (never strict)
+    cfg.load_from = None
     if args.out is not None and osp.exists(args.out):
         raise UserInputError(f'--out: "{args.out}" exists; refusing to '
                              'overwrite results. Choose another path.')
+    if args.out is not None:
+        check_writable(args.out, '--out', is_dir=False)
+    if args.show_dir is not None:
+        check_writable(args.show_dir, '--show-dir', is_dir=True)
     disable_persistent_workers(cfg)
     if args.amp:
         enable_amp_test(cfg)
@@ -98,9 +113,17 @@ def main():
         cfg = merge_args(Config.fromfile(args.config), args)
         preflight_config(cfg)
         preflight_datasets(cfg, loaders=('test_dataloader', ))
+        if not args.non_strict:
+            # before anything is written: a checkpoint of another model
+            # would score a half-random one
+            init_model(cfg, args.checkpoint, strict=True)
         # dist_test.sh on a machine without CUDA: gloo instead of nccl
         setup_cpu_distributed(cfg)
         runner = Runner.from_cfg(cfg)
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        load_model_checkpoint(
+            model, args.checkpoint, strict=not args.non_strict)
         metrics = runner.test()
         if args.out is not None and runner.rank == 0:
             details = {}

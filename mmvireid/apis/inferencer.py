@@ -11,11 +11,11 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
+import torch.nn as nn
 from mmengine.config import Config, ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.fileio import load
 from mmengine.registry import DefaultScope
-from mmengine.runner import load_checkpoint
 
 from .ranking import PROTOCOLS, protocol_keep_mask, rank_gallery
 
@@ -147,6 +147,9 @@ class VIReIDInferencer:
         show_progress (bool): Show a progress bar. Defaults to True.
         cfg_options (dict, optional): Config overrides, as
             ``--cfg-options`` (e.g. ``{'model.flip_test': True}``).
+        strict (bool): Refuse a checkpoint that does not fit the config's
+            model (the default). False loads the tensors that fit and names
+            the others in a warning. Defaults to True.
     """
 
     def __init__(self,
@@ -155,7 +158,8 @@ class VIReIDInferencer:
                  device: Optional[str] = None,
                  batch_size: int = 32,
                  show_progress: bool = True,
-                 cfg_options: Optional[dict] = None) -> None:
+                 cfg_options: Optional[dict] = None,
+                 strict: bool = True) -> None:
         from mmvireid.utils import register_all_modules
         register_all_modules(init_default_scope=False)
         cfg, index_weights = self._load_config(model)
@@ -176,6 +180,7 @@ class VIReIDInferencer:
             device if device is not None else (
                 'cuda' if torch.cuda.is_available() else 'cpu'))
         self.scope = cfg.get('default_scope', 'mmvireid')
+        self.strict = strict
         self.model = self._init_model(cfg, weights)
         self._pipeline_cfg = self._test_pipeline_cfg(cfg)
         with DefaultScope.overwrite_default_scope(self.scope):
@@ -248,30 +253,12 @@ class VIReIDInferencer:
                          f'{self.list_models()}')
 
     def _init_model(self, cfg: Config, weights: Optional[str]):
-        from mmvireid.registry import MODELS
-        model_cfg = copy.deepcopy(cfg.model)
-        if weights is not None:
-            # The checkpoint holds every weight: skip CLIP downloads.
-            _drop_pretrained(model_cfg)
-        with DefaultScope.overwrite_default_scope(self.scope):
-            model = MODELS.build(model_cfg)
         if weights is None:
             warnings.warn('VIReIDInferencer: no checkpoint given; the '
                           'features come from randomly initialised '
                           'weights.')
-        else:
-            if not osp.isfile(weights):
-                raise FileNotFoundError(
-                    f'VIReIDInferencer: checkpoint "{weights}" does not '
-                    'exist.')
-            # strict: a checkpoint that does not fit the config is an error
-            # here, not a silently half-random model.
-            load_checkpoint(
-                model,
-                weights,
-                map_location='cpu',
-                strict=True,
-                logger='silent')
+        model = init_model(cfg, weights, strict=self.strict,
+                           scope=self.scope)
         return model.to(self.device).eval()
 
     @staticmethod
@@ -586,6 +573,44 @@ class VIReIDInferencer:
 
 
 # ---------------------------------------------------------------------- #
+def init_model(cfg: Config,
+               checkpoint: Optional[str] = None,
+               strict: bool = True,
+               scope: Optional[str] = None) -> nn.Module:
+    """Build ``cfg.model`` and load a checkpoint for inference or export.
+
+    With a checkpoint, the ``pretrained`` keys are dropped first: the
+    checkpoint holds every weight, so no CLIP weights are downloaded.
+
+    Args:
+        cfg (Config): The config.
+        checkpoint (str, optional): Local checkpoint; None keeps the
+            initialisation (random, or ``pretrained``).
+        strict (bool): Refuse a checkpoint that does not fit the model
+            (:class:`~mmvireid.utils.checkpoint.CheckpointMismatchError`
+            naming the missing, unexpected and reshaped tensors). False
+            loads what fits and names the rest in a warning.
+        scope (str, optional): Default registry scope to build in; defaults
+            to ``cfg.default_scope`` or ``'mmvireid'``.
+
+    Returns:
+        nn.Module: The model on the CPU, in eval mode.
+    """
+    from mmvireid.registry import MODELS
+    from mmvireid.utils.checkpoint import load_model_checkpoint
+    if checkpoint is not None and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint "{checkpoint}" does not exist.')
+    model_cfg = copy.deepcopy(cfg.model)
+    if checkpoint is not None:
+        _drop_pretrained(model_cfg)
+    with DefaultScope.overwrite_default_scope(
+            scope or cfg.get('default_scope', 'mmvireid')):
+        model = MODELS.build(model_cfg)
+    if checkpoint is not None:
+        load_model_checkpoint(model, checkpoint, strict=strict)
+    return model.eval()
+
+
 def _drop_pretrained(cfg) -> None:
     """Set every ``pretrained`` key of a (nested) model config to None."""
     if isinstance(cfg, (dict, ConfigDict)):

@@ -16,16 +16,21 @@ would defeat the safety check, so that name is bound to
 """
 import os.path as osp
 import pickle
-from typing import Any, List
+import re
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from .tool_utils import UserInputError
+
 __all__ = [
     'safe_load_checkpoint', 'register_safe_checkpoint_loader',
-    'UnsafeCheckpointError', 'CorruptCheckpointError', 'resume_safe_globals'
+    'UnsafeCheckpointError', 'CorruptCheckpointError', 'NotACheckpointError',
+    'CheckpointMismatchError', 'resume_safe_globals', 'mismatched_shapes',
+    'checkpoint_model_type', 'describe_mismatch', 'load_model_checkpoint'
 ]
 
 
@@ -39,6 +44,22 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
 class CorruptCheckpointError(RuntimeError):
     """Raised when a checkpoint file is truncated or corrupt (e.g. a copy
     interrupted, or a run killed while writing it without atomic saving)."""
+
+
+class NotACheckpointError(CorruptCheckpointError):
+    """Raised when a file is not a PyTorch checkpoint at all (neither a zip
+    archive nor a pickle)."""
+
+
+class CheckpointMismatchError(UserInputError):
+    """A checkpoint's tensors do not fit the model (missing or unexpected
+    keys, other shapes): most often another method's or another config's
+    checkpoint."""
+
+
+#: First bytes of torch's zip format and of a (legacy) pickle stream.
+_ZIP_MAGIC = b'PK\x03\x04'
+_PICKLE_PROTO = b'\x80'
 
 
 def _restricted_getattr(obj: Any, name: str) -> Any:
@@ -107,11 +128,24 @@ def safe_load_checkpoint(filename: str, map_location=None) -> Any:
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} can not be found.')
+    with open(filename, 'rb') as f:
+        head = f.read(4)
+    if not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_PROTO)):
+        raise NotACheckpointError(
+            f'{filename} is not a PyTorch checkpoint: it is neither a zip '
+            f'archive (torch.save) nor a pickle (it starts with {head!r}). '
+            'Check the path; a download or copy may have stored an error '
+            'page or another file under this name.')
     try:
         with torch.serialization.safe_globals(resume_safe_globals()):
             return torch.load(
                 filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
+        if not _names_a_global(str(e)):
+            # a broken pickle stream, not a forbidden object
+            raise CorruptCheckpointError(
+                f'Checkpoint {filename} is corrupt or truncated and cannot '
+                f'be read (UnpicklingError: {e}).') from e
         raise UnsafeCheckpointError(
             f'Refusing to load checkpoint {filename}: it references objects '
             'outside the allow-list of a mmvireid/mmengine checkpoint, so '
@@ -122,6 +156,139 @@ def safe_load_checkpoint(filename: str, map_location=None) -> Any:
         raise CorruptCheckpointError(
             f'Checkpoint {filename} is corrupt or truncated and cannot be '
             f'read ({type(e).__name__}: {e}).') from e
+
+
+def _names_a_global(message: str) -> bool:
+    """Whether torch's weights-only unpickler refused a global (an object
+    whose loading would run code), as opposed to unreadable bytes."""
+    return bool(re.search(r'global|GLOBAL|Unsupported class|getattr',
+                          message))
+
+
+def mismatched_shapes(state_dict: Dict,
+                      model_state: Dict) -> List[Tuple[str, tuple, tuple]]:
+    """``(key, checkpoint shape, model shape)`` of every tensor of
+    ``state_dict`` whose shape differs from the model's tensor of that key.
+
+    A leading ``module.`` (a state dict saved from a DDP-wrapped model) is
+    ignored, as mmengine's loader strips it.
+    """
+    out = []
+    for key, value in state_dict.items():
+        own_key = _strip_module(key)
+        own = model_state.get(own_key)
+        if own is None or not hasattr(value, 'shape'):
+            continue
+        if tuple(value.shape) != tuple(own.shape):
+            out.append((own_key, tuple(value.shape), tuple(own.shape)))
+    return out
+
+
+def _strip_module(key: str) -> str:
+    return key[len('module.'):] if key.startswith('module.') else key
+
+
+def checkpoint_model_type(checkpoint: Dict) -> Optional[str]:
+    """The model ``type`` of the config a checkpoint was saved with (mmengine
+    stores the config text in ``meta['cfg']``), or None."""
+    cfg_text = (checkpoint.get('meta') or {}).get('cfg') if isinstance(
+        checkpoint, dict) else None
+    if not isinstance(cfg_text, str):
+        return None
+    match = re.search(r"model\s*=\s*dict\([^)]*?type\s*=\s*['\"]([\w.]+)",
+                      cfg_text, re.S)
+    return match.group(1) if match else None
+
+
+def _key_list(keys: List[str], limit: int = 8) -> str:
+    shown = ', '.join(keys[:limit])
+    return shown + (f', ... ({len(keys) - limit} more)'
+                    if len(keys) > limit else '')
+
+
+def describe_mismatch(source: str, checkpoint: Dict,
+                      model: torch.nn.Module) -> Optional[str]:
+    """What does not fit between a checkpoint and a model, or None.
+
+    Names the missing keys (in the model, not in the checkpoint), the
+    unexpected ones, the tensors of another shape, and the model type the
+    checkpoint was saved from when it differs from this model's class.
+    """
+    state = checkpoint.get('state_dict', checkpoint)
+    state = {_strip_module(k): v for k, v in state.items()}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = mismatched_shapes(state, own)
+    if not (missing or unexpected or shapes):
+        return None
+    lines = [f'Checkpoint "{source}" does not fit the '
+             f'{type(model).__name__} model of this config:']
+    saved_type = checkpoint_model_type(checkpoint)
+    if saved_type and saved_type.split('.')[-1] != type(model).__name__:
+        lines.append(f'  it was saved from a {saved_type} model (another '
+                     'method\'s checkpoint)')
+    if missing:
+        lines.append(f'  {len(missing)} tensor(s) of the model are missing '
+                     f'from it: {_key_list(missing)}')
+    if unexpected:
+        lines.append(f'  {len(unexpected)} tensor(s) in it are not in the '
+                     f'model: {_key_list(unexpected)}')
+    if shapes:
+        lines.append(f'  {len(shapes)} tensor(s) have another shape: ' +
+                     _key_list([f'{k} (checkpoint {c}, model {m})'
+                                for k, c, m in shapes]))
+    return '\n'.join(lines)
+
+
+def load_model_checkpoint(model: torch.nn.Module,
+                          filename: str,
+                          strict: bool = True,
+                          logger: str = 'current') -> Dict:
+    """Load a checkpoint's weights into ``model`` for evaluation or export.
+
+    Args:
+        model (nn.Module): The model built from the config.
+        filename (str): Local checkpoint path.
+        strict (bool): Refuse a checkpoint that does not fit the model
+            exactly (the default: a half-random model would give wrong
+            numbers without any error). With False, what does not fit is
+            named in a warning, tensors of another shape are skipped and
+            the rest is loaded.
+        logger (str): mmengine logger for the non-strict warning.
+
+    Returns:
+        dict: The loaded checkpoint.
+
+    Raises:
+        CheckpointMismatchError: ``strict`` and something does not fit; the
+            message lists what.
+    """
+    from mmengine.logging import print_log
+    checkpoint = safe_load_checkpoint(filename, map_location='cpu')
+    if not isinstance(checkpoint, dict):
+        raise NotACheckpointError(
+            f'{filename} holds a {type(checkpoint).__name__}, not a '
+            'checkpoint dict (state_dict or {"state_dict": ...}).')
+    problem = describe_mismatch(filename, checkpoint, model)
+    if problem and strict:
+        raise CheckpointMismatchError(
+            problem + '\nUse the config the checkpoint was trained with. '
+            '--non-strict loads it anyway: missing tensors then keep their '
+            'initialisation, so the numbers are not that model\'s.')
+    if problem:
+        print_log(problem + '\nLoading the tensors that fit (--non-strict).',
+                  logger=logger, level=30)
+    state = checkpoint.get('state_dict', checkpoint)
+    own = model.state_dict()
+    state = {
+        _strip_module(k): v
+        for k, v in state.items()
+        if _strip_module(k) not in own or not hasattr(v, 'shape')
+        or tuple(v.shape) == tuple(own[_strip_module(k)].shape)
+    }
+    model.load_state_dict(state, strict=False)
+    return checkpoint
 
 
 def _local_loader(filename, map_location):

@@ -14,7 +14,7 @@ __all__ = [
     'AMP_CHOICES', 'stage_optim_wrapper_cfgs',
     'check_resume_checkpoint', 'check_auto_resume',
     'disable_persistent_workers', 'setup_cpu_distributed', 'explain_error',
-    'run_or_explain', 'UserInputError', 'closest_names'
+    'run_or_explain', 'UserInputError', 'closest_names', 'check_writable'
 ]
 
 
@@ -403,6 +403,40 @@ def setup_cpu_distributed(cfg) -> bool:
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     return True
+
+
+def check_writable(path: str, what: str, is_dir: bool) -> None:
+    """Refuse an output path that cannot be written, before any work.
+
+    Args:
+        path (str): A file to create (``is_dir=False``) or a folder to
+            create or fill (``is_dir=True``).
+        what (str): The option that gave it, for the message.
+        is_dir (bool): Whether ``path`` is a folder.
+    """
+    import os
+    target = osp.abspath(path)
+    if is_dir and osp.isdir(target):
+        probe = target
+    else:
+        if osp.isdir(target):
+            raise UserInputError(f'{what}: "{path}" is a folder; give a file '
+                                 'path.')
+        # the nearest existing ancestor must let us create what is missing
+        probe = osp.dirname(target) if not is_dir else target
+        while not osp.exists(probe):
+            parent = osp.dirname(probe)
+            if parent == probe:
+                break
+            probe = parent
+        if not osp.isdir(probe):
+            raise UserInputError(
+                f'{what}: cannot create "{path}": "{probe}" is a file, not a '
+                'folder.')
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserInputError(
+            f'{what}: cannot write "{path}": no write permission in '
+            f'"{probe}". Choose another path.')
 
 
 def check_auto_resume(work_dir: str) -> None:

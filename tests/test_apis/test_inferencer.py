@@ -16,6 +16,7 @@ from PIL import Image
 
 from mmvireid.apis import (ReIDFeatures, VIReIDInferencer, parse_reid_path,
                            protocol_keep_mask, rank_gallery)
+from mmvireid.utils.checkpoint import CheckpointMismatchError
 from mmvireid.visualization import VIReIDVisualizer
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -287,5 +288,14 @@ def test_checkpoint_must_fit_the_config(toy_checkpoint, tmp_path):
     state['state_dict'].pop('head.classifiers.0.weight')
     bad = str(tmp_path / 'bad.pth')
     torch.save(state, bad)
-    with pytest.raises(RuntimeError, match='head.classifiers.0.weight'):
+    with pytest.raises(CheckpointMismatchError,
+                       match='1 tensor.s. of the model are missing from it: '
+                       'head.classifiers.0.weight'):
         VIReIDInferencer(TOY_CONFIG, weights=bad, device='cpu')
+    # strict=False: loads what fits, names the rest in a warning
+    inferencer = VIReIDInferencer(TOY_CONFIG, weights=bad, device='cpu',
+                                  strict=False)
+    good = torch.load(toy_checkpoint, weights_only=True)['state_dict']
+    torch.testing.assert_close(
+        inferencer.model.state_dict()['head.classifiers.1.weight'],
+        good['head.classifiers.1.weight'])

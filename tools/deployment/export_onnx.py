@@ -27,7 +27,6 @@ the maximum absolute difference; it exits with status 1 when it exceeds
 (``dynamo=False``), which needs no extra package beyond ``onnx``.
 """
 import argparse
-import copy
 import os
 import os.path as osp
 import sys
@@ -39,8 +38,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config, DictAction
-from mmengine.registry import DefaultScope
-from mmengine.runner import load_checkpoint
+
+from mmvireid.utils.checkpoint import (CorruptCheckpointError,
+                                       UnsafeCheckpointError)
+from mmvireid.utils.tool_utils import UserInputError
 
 _MODALITY_IDS = dict(vis=0, ir=1)
 
@@ -80,40 +81,15 @@ class FeatureExportWrapper(nn.Module):
         return F.normalize(self.model.extract_feat(images, samples), dim=1)
 
 
-def _drop_pretrained(cfg) -> None:
-    if isinstance(cfg, dict):
-        for key in list(cfg.keys()):
-            if key == 'pretrained':
-                cfg[key] = None
-            else:
-                _drop_pretrained(cfg[key])
-    elif isinstance(cfg, (list, tuple)):
-        for item in cfg:
-            _drop_pretrained(item)
-
-
-def build_model(cfg: Config, checkpoint: Optional[str]) -> nn.Module:
-    """Build ``cfg.model`` (no CLIP download) and load ``checkpoint``
-    strictly; None keeps the random init (tests)."""
-    from mmvireid.registry import MODELS
+def build_model(cfg: Config,
+                checkpoint: Optional[str],
+                strict: bool = True) -> nn.Module:
+    """Build ``cfg.model`` (no CLIP download) and load ``checkpoint``,
+    strictly unless ``strict=False``; None keeps the random init (tests)."""
+    from mmvireid.apis import init_model
     from mmvireid.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    model_cfg = copy.deepcopy(cfg.model)
-    _drop_pretrained(model_cfg)
-    with DefaultScope.overwrite_default_scope(
-            cfg.get('default_scope', 'mmvireid')):
-        model = MODELS.build(model_cfg)
-    if checkpoint is not None:
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint "{checkpoint}" does not '
-                                    'exist.')
-        load_checkpoint(
-            model,
-            checkpoint,
-            map_location='cpu',
-            strict=True,
-            logger='silent')
-    return model.eval()
+    return init_model(cfg, checkpoint, strict=strict)
 
 
 def export_metadata(model: nn.Module, modality: str,
@@ -257,6 +233,11 @@ def parse_args(argv=None):
         default=1e-4,
         help='largest accepted |onnx - torch| difference')
     parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load a checkpoint that does not fit the config: the tensors '
+        'that fit are loaded, the others are named in a warning')
+    parser.add_argument(
         '--no-check',
         action='store_true',
         help='skip the onnxruntime parity check')
@@ -277,8 +258,9 @@ def main(argv=None) -> int:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     try:
-        model = build_model(cfg, args.checkpoint)
-    except FileNotFoundError as e:
+        model = build_model(cfg, args.checkpoint, strict=not args.non_strict)
+    except (FileNotFoundError, UserInputError, CorruptCheckpointError,
+            UnsafeCheckpointError) as e:
         print(f'ERROR: {e}', file=sys.stderr)
         return 1
     wrapper = export_onnx(

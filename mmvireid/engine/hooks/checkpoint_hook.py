@@ -12,7 +12,7 @@ import os
 import os.path as osp
 import re
 import uuid
-from typing import Dict, List, Optional, Tuple, Union
+from typing import List, Optional, Union
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend, register_backend
@@ -21,6 +21,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from mmvireid.registry import HOOKS
+from mmvireid.utils.checkpoint import (CheckpointMismatchError,
+                                       describe_mismatch, mismatched_shapes)
 from mmvireid.utils.tool_utils import UserInputError
 
 __all__ = [
@@ -235,6 +237,24 @@ class AtomicCheckpointHook(CheckpointHook):
             return
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
+        if resuming:
+            # A resume needs this very model: another method's checkpoint
+            # would otherwise fail later with an optimizer "parameter
+            # groups" traceback, or half-load.
+            source = runner._load_from
+            if source is None:
+                from mmengine.runner import find_latest_checkpoint
+                source = find_latest_checkpoint(runner.work_dir)
+            saved = {
+                k[len('module.'):] if k.startswith('module.') else k
+                for k in checkpoint.get('state_dict', checkpoint)
+            }
+            problem = None if saved == set(model.state_dict()) else \
+                describe_mismatch(str(source), checkpoint, model)
+            if problem:
+                raise CheckpointMismatchError(
+                    problem + '\nResume with the config this checkpoint '
+                    'was trained with, or start a new work directory.')
         mismatched = mismatched_shapes(
             checkpoint.get('state_dict', checkpoint), model.state_dict())
         if not mismatched:
@@ -257,22 +277,3 @@ class AtomicCheckpointHook(CheckpointHook):
             f'Checkpoint "{source}" does not fit the model: '
             f'{len(mismatched)} tensor(s) have another shape:\n{lines}\n'
             f'{fix}')
-
-
-def mismatched_shapes(state_dict: Dict,
-                      model_state: Dict) -> List[Tuple[str, tuple, tuple]]:
-    """``(key, checkpoint shape, model shape)`` of every tensor of
-    ``state_dict`` whose shape differs from the model's tensor of that key.
-
-    A leading ``module.`` (a state dict saved from a DDP-wrapped model) is
-    ignored, as mmengine's loader strips it.
-    """
-    out = []
-    for key, value in state_dict.items():
-        own_key = key[len('module.'):] if key.startswith('module.') else key
-        own = model_state.get(own_key)
-        if own is None or not hasattr(value, 'shape'):
-            continue
-        if tuple(value.shape) != tuple(own.shape):
-            out.append((own_key, tuple(value.shape), tuple(own.shape)))
-    return out
