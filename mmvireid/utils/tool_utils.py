@@ -546,9 +546,10 @@ def explain_error(error: BaseException) -> Optional[str]:
     unsafe checkpoints and undecodable images.
     """
     from mmvireid.datasets.transforms import CorruptImageError
+    from mmvireid.engine.hooks import NonFiniteLossError
     from mmvireid.utils.checkpoint import (CorruptCheckpointError,
                                            UnsafeCheckpointError)
-    if isinstance(error, UserInputError):
+    if isinstance(error, (UserInputError, NonFiniteLossError)):
         return str(error)
     if isinstance(error, FileNotFoundError):
         return error.args[0] if error.args and isinstance(error.args[0],

@@ -8,16 +8,27 @@ waits for the whole queued step to finish, so a model that logs ``k`` losses
 stalls the host ``k`` times per step although the values are only read every
 ``LoggerHook.interval`` iterations.
 """
+import math
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from mmengine.hooks import LoggerHook, RuntimeInfoHook
+from mmengine.model import is_model_wrapper
 from mmengine.utils import apply_to
 
 from mmvireid.registry import HOOKS
 
-__all__ = ['DeferredRuntimeInfoHook']
+__all__ = ['DeferredRuntimeInfoHook', 'NonFiniteLossError']
+
+#: What to do about a non-finite loss.
+NONFINITE_POLICIES = ('stop', 'skip')
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss (``nonfinite_loss='stop'``).
+    """
+
 
 #: Flush interval (iterations) when the runner has no LoggerHook and no
 #: ``interval`` is given; it only bounds the size of the buffer.
@@ -70,17 +81,39 @@ class DeferredRuntimeInfoHook(RuntimeInfoHook):
         after a crash, and a checkpoint saved by an exception handler
         flushes first).
 
+    **Non-finite losses.** Every flush checks the loss values (outputs named
+    ``loss*``) it moves to the host. With ``nonfinite_loss='stop'`` (the
+    default) the first NaN or infinite one raises
+    :class:`NonFiniteLossError`, naming the loss term, the iteration, the
+    epoch and the stage. A flush runs before every checkpoint is saved and
+    before every validation, so a diverged run writes no checkpoint and no
+    metric after the bad step; it stops at most one logging interval after
+    it, since checking every step would cost a device sync per step. With
+    ``'skip'``, the model checks its loss at every step (one host sync per
+    step), skips the update of a non-finite one and logs
+    ``nonfinite_skipped`` (1 for a skipped step, so its logged mean is the
+    share of skipped steps).
+
     Args:
         interval (int, optional): Flush also every ``interval`` iterations
             (counted like ``LoggerHook``: ``(batch_idx + 1) % interval``).
             The intervals of the runner's ``LoggerHook`` instances are always
             used; without any, ``interval`` defaults to 50, which only bounds
             the buffer. Defaults to None.
+        nonfinite_loss (str): ``'stop'`` or ``'skip'`` (see above).
+            Defaults to ``'stop'``.
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, interval: Optional[int] = None) -> None:
+    def __init__(self,
+                 interval: Optional[int] = None,
+                 nonfinite_loss: str = 'stop') -> None:
+        if nonfinite_loss not in NONFINITE_POLICIES:
+            raise ValueError(
+                'DeferredRuntimeInfoHook: nonfinite_loss must be one of '
+                f'{NONFINITE_POLICIES}, got {nonfinite_loss!r}')
+        self.nonfinite_loss = nonfinite_loss
         if interval is not None and (not isinstance(interval, int)
                                      or isinstance(interval, bool)
                                      or interval < 1):
@@ -97,6 +130,8 @@ class DeferredRuntimeInfoHook(RuntimeInfoHook):
         # (device, dtype) group of a tensor or None, offset in the group's
         # values or the python value itself)
         self._entries: List[Tuple[str, Optional[_Group], Any]] = []
+        # where each entry came from: (iteration, epoch, stage)
+        self._origins: List[Tuple[int, int, Optional[str]]] = []
         # per group: one stacked 1-D tensor per buffered iteration
         self._parts: Dict[_Group, List[torch.Tensor]] = {}
         self._sizes: Dict[_Group, int] = {}
@@ -142,6 +177,8 @@ class DeferredRuntimeInfoHook(RuntimeInfoHook):
                         f'got {type(value).__name__}')
                 entries.append((name, None, value))
         self._entries.extend(entries)
+        origin = (runner.iter, runner.epoch, _stage_of(runner))
+        self._origins.extend([origin] * len(entries))
         for group, values in stacks.items():
             self._parts.setdefault(group, []).append(torch.stack(values))
             self._sizes[group] = self._sizes.get(group, 0) + len(values)
@@ -156,17 +193,37 @@ class DeferredRuntimeInfoHook(RuntimeInfoHook):
         if not self._entries:
             return 0
         entries, parts = self._entries, self._parts
+        origins = self._origins
         self._reset_buffer()
         # one device-to-host transfer per (device, dtype)
         host = {
             group: torch.cat(stacked).tolist()
             for group, stacked in parts.items()
         }
+        if self.nonfinite_loss == 'stop':
+            self._check_finite(entries, origins, host)
         hub = runner.message_hub
         for name, group, item in entries:
             hub.update_scalar(name,
                               item if group is None else host[group][item])
         return len(entries)
+
+    @staticmethod
+    def _check_finite(entries, origins, host) -> None:
+        """Raise on the first non-finite loss value, before it is logged."""
+        for (name, group, item), (it, epoch, stage) in zip(entries, origins):
+            value = item if group is None else host[group][item]
+            key = name[len('train/'):]
+            if key.startswith('loss') and isinstance(
+                    value, (int, float)) and not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f'{key} = {value} at iteration {it + 1} (epoch '
+                    f'{epoch + 1}) of stage "{stage}": training stopped, and '
+                    'no checkpoint or metric was written after that step. '
+                    'Usual causes: a learning rate too high for this batch '
+                    'size, fp16 overflow (try --amp bf16) or a broken input. '
+                    'To skip such steps instead, set '
+                    'default_hooks.runtime_info.nonfinite_loss="skip".')
 
     def _flush_due(self, runner, batch_idx: int) -> bool:
         """Whether a LoggerHook (or ``interval``) reads the scalars now."""
@@ -189,6 +246,11 @@ class DeferredRuntimeInfoHook(RuntimeInfoHook):
         if self.interval is not None:
             intervals.add(self.interval)
         self.flush_intervals = tuple(sorted(intervals or {FALLBACK_INTERVAL}))
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        # read by the models' train_step (mmvireid.engine.model_wrappers.
+        # update_params_or_skip)
+        model.skip_nonfinite_steps = self.nonfinite_loss == 'skip'
         super().before_train(runner)
 
     def before_train_epoch(self, runner) -> None:
@@ -225,3 +287,9 @@ class DeferredRuntimeInfoHook(RuntimeInfoHook):
             checkpoint['message_hub'] = apply_to(
                 runner.message_hub.state_dict(), lambda x: hasattr(x, 'cpu'),
                 lambda x: x.cpu())
+
+
+def _stage_of(runner) -> Optional[str]:
+    model = runner.model.module if is_model_wrapper(
+        runner.model) else runner.model
+    return getattr(model, 'current_stage', None)

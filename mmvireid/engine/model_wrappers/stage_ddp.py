@@ -2,13 +2,18 @@
 from typing import Dict, Union
 
 import torch
+import torch.distributed as dist
+from mmengine.logging import print_log
 from mmengine.model import MMDistributedDataParallel
 from mmengine.model.utils import detect_anomalous_params
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 
 from mmvireid.registry import MODEL_WRAPPERS
 
-__all__ = ['StageDistributedDataParallel', 'current_optim_wrapper']
+__all__ = [
+    'StageDistributedDataParallel', 'current_optim_wrapper',
+    'update_params_or_skip'
+]
 
 
 def current_optim_wrapper(model, optim_wrapper: Union[OptimWrapper,
@@ -34,6 +39,44 @@ def current_optim_wrapper(model, optim_wrapper: Union[OptimWrapper,
     return optim_wrapper[stage]
 
 
+def update_params_or_skip(module, optim_wrapper: OptimWrapper,
+                          loss: torch.Tensor, log_vars: dict) -> None:
+    """``optim_wrapper.update_params(loss)``, or, when the model's
+    ``skip_nonfinite_steps`` is set (``DeferredRuntimeInfoHook(
+    nonfinite_loss='skip')``), skip the update of a non-finite loss.
+
+    Skipping reads the loss on the host (one device sync per step, only in
+    that mode). The backward still runs, so that DDP's gradient all-reduce
+    happens on every rank; the gradients are then dropped. Under DDP the
+    ranks agree on skipping (a NaN on one rank reaches every rank's
+    gradients through the all-reduce). ``log_vars['nonfinite_skipped']`` is
+    1.0 for a skipped step, 0.0 otherwise.
+    """
+    if not getattr(module, 'skip_nonfinite_steps', False):
+        optim_wrapper.update_params(loss)
+        return
+    finite = torch.isfinite(loss.detach()).to(torch.int32).reshape(1)
+    if dist.is_available() and dist.is_initialized() and \
+            dist.get_world_size() > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    if bool(finite.item()):
+        optim_wrapper.update_params(loss)
+        log_vars['nonfinite_skipped'] = 0.0
+        return
+    optim_wrapper.backward(loss)
+    optim_wrapper.zero_grad()
+    module.nonfinite_skipped_steps = getattr(
+        module, 'nonfinite_skipped_steps', 0) + 1
+    log_vars['nonfinite_skipped'] = 1.0
+    print_log(
+        f'Skipped an update with a non-finite loss ({float(loss.detach())}) '
+        f'in stage '
+        f'"{getattr(module, "current_stage", None)}" '
+        f'({module.nonfinite_skipped_steps} skipped so far).',
+        logger='current',
+        level=30)
+
+
 @MODEL_WRAPPERS.register_module()
 class StageDistributedDataParallel(MMDistributedDataParallel):
     """DDP for staged models: one optimizer per stage.
@@ -53,7 +96,7 @@ class StageDistributedDataParallel(MMDistributedDataParallel):
             data = self.module.data_preprocessor(data, training=True)
             losses = self._run_forward(data, mode='loss')
         parsed_loss, log_vars = self.module.parse_losses(losses)
-        ow.update_params(parsed_loss)
+        update_params_or_skip(self.module, ow, parsed_loss, log_vars)
         if self.detect_anomalous_params:
             detect_anomalous_params(parsed_loss, model=self)
         return log_vars

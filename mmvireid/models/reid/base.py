@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 
-from mmvireid.engine.model_wrappers import current_optim_wrapper
+from mmvireid.engine.model_wrappers import (current_optim_wrapper,
+                                            update_params_or_skip)
 from ..data_preprocessors import cam_tensor, modality_tensor
 from ..utils.checks import to_device
 
@@ -56,7 +57,7 @@ class BaseStagedReID(BaseModel):
             data = self.data_preprocessor(data, True)
             losses = self._run_forward(data, mode='loss')
         parsed_losses, log_vars = self.parse_losses(losses)
-        ow.update_params(parsed_losses)
+        update_params_or_skip(self, ow, parsed_losses, log_vars)
         return log_vars
 
     def forward(self,
