@@ -21,6 +21,9 @@ model = dict(
         bn_bias_trainable=True,
         classifier_bias=False),
     id_loss=dict(type='LabelSmoothCELoss', epsilon=0.0),  # nn.CrossEntropyLoss
+    # the i2t terms are plain nn.CrossEntropyLoss as well (the base's 0.1
+    # smoothing is CLIP-ReID's)
+    i2t_loss=dict(type='ImageTextCELoss', epsilon=0.0),
     triplet_loss=dict(_delete_=True, type='WRTTripletLoss'),
     # MSEL(4): num_pos is the sampler's num_instances. The 2024-07 release:
     # --cfg-options model.msel_loss=None model.flip_test=False

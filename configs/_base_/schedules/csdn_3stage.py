@@ -49,14 +49,15 @@ cosine_lr = dict(
 param_scheduler = dict(
     prompt=[cosine_lr],
     fusion=[cosine_lr],
-    # WarmupMultiStepLR(warmup_factor=0.01, warmup_iters=10): linear from
-    # x0.01 to x1 over 10 epochs (LinearLR reaches end_factor at end - 1),
-    # x0.1 at epochs 40 and 70
+    # the reference's WarmupMultiStepLR(milestones=[40, 70], gamma=0.1,
+    # warmup_factor=0.01, warmup_iters=10), stepped with the 0-based epoch
+    # before each epoch (t_offset=0): x(0.01 + 0.99 e / 10) for e < 10, x0.1
+    # from epoch 40, x0.01 from 70, computed as the reference does (the
+    # same rates to the last bit, tests/test_models/
+    # test_reference_parity_csdn.py)
     finetune=[
-        dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0,
-             end=11),
-        dict(type='MultiStepLR', milestones=[40, 70], gamma=0.1,
-             by_epoch=True, begin=0, end=120),
+        dict(type='WarmupMultiStepLR', milestones=[40, 70], gamma=0.1,
+             warmup_factor=0.01, warmup_iters=10, t_offset=0, by_epoch=True),
     ],
 )
 
