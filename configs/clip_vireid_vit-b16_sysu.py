@@ -41,7 +41,8 @@ optim_wrapper = dict(
         paramwise_cfg=dict(custom_keys={'bias': dict(lr_mult=2.0)})))
 
 param_scheduler = dict(
-    prompt=[dict(type='TimmCosineLR', t_initial=120, lr_min=1e-6,
+    # t_initial=None: the stage length (120 epochs)
+    prompt=[dict(type='TimmCosineLR', t_initial=None, lr_min=1e-6,
                  warmup_t=5, warmup_lr_init=1e-5, t_offset=1)],
     finetune=[
         dict(type='WarmupMultiStepLR', milestones=[30, 50], gamma=0.1,

@@ -1,5 +1,9 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
+import os.path as osp
+
 import pytest
+import torch
+from toy_utils import REPO_ROOT
 
 from mmvireid.engine.runner import parse_stages
 from mmvireid.engine.runner.multi_stage_loop import MultiStageTrainLoop
@@ -54,10 +58,45 @@ def test_stage_relative_schedulers_are_shifted():
     assert out['finetune'][0]['end'] == 10
 
 
-def test_stage_scheduler_out_of_range():
-    stages = [dict(name='prompt', epochs=4)]
+def test_stage_scheduler_past_the_stage():
+    # a stage shortened by one key: an end past it is kept (LinearLR's
+    # slope depends on it), a scheduler beginning after it is dropped,
+    # t_initial=None is the stage length
+    stages = [dict(name='prompt', epochs=2), dict(name='finetune', epochs=3)]
+    out = _shift(
+        dict(
+            prompt=[dict(type='TimmCosineLR', t_initial=None)],
+            finetune=[
+                dict(type='LinearLR', begin=0, end=11),
+                dict(type='MultiStepLR', milestones=[40], begin=0, end=120),
+                dict(type='ConstantLR', begin=5, end=8)
+            ]), stages)
+    assert out['prompt'][0]['t_initial'] == 2
+    spans = [(s['begin'], s['end']) for s in out['finetune']]
+    assert spans == [(2, 13), (2, 122)]
     with pytest.raises(ValueError, match='relative to stage "prompt"'):
-        _shift(dict(prompt=[dict(type='LinearLR', begin=0, end=5)]), stages)
+        _shift(dict(prompt=[dict(type='LinearLR', begin=3, end=3)]), stages)
+
+
+def test_one_key_shortens_a_real_recipe(tmp_path):
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mmvireid.registry import PARAM_SCHEDULERS
+    from mmvireid.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/clip_vireid_sysu.py'))
+    cfg.merge_from_dict({'train_cfg.stages.1.epochs': 2,
+                         'train_cfg.stages.0.epochs': 3})
+    out = _shift(cfg.param_scheduler, cfg.train_cfg.stages)
+    assert out['prompt'][0]['t_initial'] == 3
+    # every scheduler of the shortened plan builds
+    param = torch.nn.Parameter(torch.zeros(1))
+    with DefaultScope.overwrite_default_scope('mmvireid'):
+        for scheds in out.values():
+            for sched in scheds:
+                PARAM_SCHEDULERS.build(
+                    dict(sched, optimizer=torch.optim.Adam([param])))
 
 
 def test_stage_at_and_validation_plan():

@@ -30,6 +30,8 @@ from mmengine.optim import build_optim_wrapper
 from mmpretrain.structures import DataSample
 from toy_utils import REPO_ROOT
 
+from mmvireid.engine.runner import parse_stages
+from mmvireid.engine.runner.multi_stage_loop import shift_stage_schedulers
 from mmvireid.registry import MODELS, PARAM_SCHEDULERS
 from mmvireid.testing import (assert_recorded, generate_clip_state_dict,
                               state_dict_digest)
@@ -98,9 +100,16 @@ def case(request, tmp_path_factory):
 
 
 def _schedulers(cfg, optim_wrapper, stage):
+    # resolved as MultiStageTrainLoop does (t_initial=None: stage length)
+    planned = shift_stage_schedulers(cfg.param_scheduler,
+                                     cfg.train_cfg.stages)
+    begin = next(s['begin'] for s in parse_stages(cfg.train_cfg.stages)
+                 if s['name'] == stage)
+    # back to stage-relative epochs: the optimizer here starts at epoch 0
     return [
-        PARAM_SCHEDULERS.build(dict(s, optimizer=optim_wrapper[stage]))
-        for s in cfg.param_scheduler[stage]
+        PARAM_SCHEDULERS.build(
+            dict(s, optimizer=optim_wrapper[stage], begin=s['begin'] - begin,
+                 end=s['end'] - begin)) for s in planned[stage]
     ]
 
 

@@ -47,7 +47,7 @@ optim_wrapper = dict(
 param_scheduler = dict(
     # timm CosineLRScheduler as CLIP-ReID steps it: 5 warm-up epochs from
     # 1e-5, cosine to 1e-6, 1-based epochs
-    tsg=[dict(type='TimmCosineLR', t_initial=60, lr_min=1e-6, warmup_t=5,
+    tsg=[dict(type='TimmCosineLR', t_initial=None, lr_min=1e-6, warmup_t=5,
               warmup_lr_init=1e-5, t_offset=1)],
     # CLIP-ReID's stage-2 WarmupMultiStepLR with its step timing
     # (t_offset=1: the first epoch at x0.109, decays in epochs 40 and 70)

@@ -29,9 +29,10 @@ optim_wrapper = dict(
 
 param_scheduler = dict(
     # timm CosineLRScheduler as CLIP-ReID steps it: 5 warm-up epochs from
-    # 1e-5, cosine to 1e-6, 1-based epochs
-    prompt=[dict(type='TimmCosineLR', t_initial=60, lr_min=1e-6, warmup_t=5,
-                 warmup_lr_init=1e-5, t_offset=1)],
+    # 1e-5, cosine to 1e-6 over the stage (t_initial=None: the stage length,
+    # 60 epochs), 1-based epochs
+    prompt=[dict(type='TimmCosineLR', t_initial=None, lr_min=1e-6,
+                 warmup_t=5, warmup_lr_init=1e-5, t_offset=1)],
     # CLIP-ReID's WarmupMultiStepLR, stepped once when built and again
     # before every epoch (t_offset=1): the first epoch runs at x0.109, the
     # warm-up ends in epoch 10, the decays hit epochs 40 and 70 (1-based).

@@ -42,9 +42,10 @@ optim_wrapper = dict(
 )
 
 # timm CosineLRScheduler stepped with 0-based epochs (step(current_epoch)):
-# 5 warm-up epochs from 1e-5, cosine to 1e-6 over the stage.
+# 5 warm-up epochs from 1e-5, cosine to 1e-6 over the stage (t_initial=None:
+# the stage length, 60 epochs, filled in by MultiStageTrainLoop).
 cosine_lr = dict(
-    type='TimmCosineLR', t_initial=60, lr_min=1e-6, warmup_t=5,
+    type='TimmCosineLR', t_initial=None, lr_min=1e-6, warmup_t=5,
     warmup_lr_init=1e-5, t_offset=0)
 param_scheduler = dict(
     prompt=[cosine_lr],

@@ -29,7 +29,7 @@ optim_wrapper = dict(
 param_scheduler = dict(
     # timm cosine stepped with 0-based epochs (CSDN): warm-up 5 epochs from
     # 1e-5, cosine to 1e-6
-    prompt=[dict(type='TimmCosineLR', t_initial=60, lr_min=1e-6, warmup_t=5,
+    prompt=[dict(type='TimmCosineLR', t_initial=None, lr_min=1e-6, warmup_t=5,
                  warmup_lr_init=1e-5, t_offset=0)],
     # WarmupMultiStepLR stepped with 0-based epochs (CSDN): factor 0.01 -> 1
     # over 10 epochs, x0.1 from epochs 40 and 70 (0-based)

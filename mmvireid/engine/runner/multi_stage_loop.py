@@ -6,14 +6,20 @@ and a leaf config changes one list); switching the model and data between
 stages is :class:`~mmvireid.engine.hooks.StageSwitchHook`'s job.
 """
 import copy
+import logging
 from typing import Dict, List, Sequence, Union
+
+from mmengine.logging import print_log
 
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader
 
 from mmvireid.registry import LOOPS
 
-__all__ = ['MultiStageTrainLoop', 'StageSpec', 'parse_stages']
+__all__ = [
+    'MultiStageTrainLoop', 'StageSpec', 'parse_stages',
+    'shift_stage_schedulers'
+]
 
 
 class StageSpec(dict):
@@ -70,6 +76,73 @@ def parse_stages(stages: Sequence[dict]) -> List[StageSpec]:
     return parsed
 
 
+def shift_stage_schedulers(cfg, stages: Sequence[dict]):
+    """Stage-relative scheduler configs -> absolute ones (see
+    :class:`MultiStageTrainLoop`).
+
+    Args:
+        cfg: ``param_scheduler`` of the config: ``dict(<stage>=[...])``, or
+            anything else (returned unchanged).
+        stages (list[dict]): The stage plan (``train_cfg.stages``).
+
+    Returns:
+        The scheduler configs with absolute ``begin``/``end`` epochs and
+        ``t_initial=None`` resolved to the stage length.
+    """
+    if cfg is None or not isinstance(cfg, dict) or 'type' in cfg:
+        return cfg  # a single (unstaged) scheduler list: leave it alone
+    names = {s.name: s for s in parse_stages(stages)}
+    shifted = {}
+    for key, schedulers in cfg.items():
+        if key not in names:
+            # keyed by an optim wrapper that is not a stage: untouched
+            shifted[key] = schedulers
+            continue
+        stage = names[key]
+        if isinstance(schedulers, dict):
+            schedulers = [schedulers]
+        new_list = []
+        for sched in schedulers:
+            if not isinstance(sched, dict):
+                new_list.append(sched)  # a built object: user's business
+                continue
+            sched = copy.deepcopy(sched)
+            if not sched.get('by_epoch', True):
+                raise ValueError(
+                    f'param_scheduler["{key}"]: stage schedulers must be '
+                    f'by_epoch=True, got {sched}')
+            if 't_initial' in sched and sched['t_initial'] is None:
+                # a cosine over the whole stage, however long it is
+                sched['t_initial'] = stage['epochs']
+            begin = sched.get('begin', 0)
+            end = sched.get('end', stage['epochs'])
+            if not 0 <= begin < end:
+                raise ValueError(
+                    f'param_scheduler["{key}"] {sched.get("type")}: '
+                    f'begin={begin}, end={end} must satisfy 0 <= begin < '
+                    f'end (epochs are relative to stage "{key}")')
+            if begin >= stage['epochs']:
+                # e.g. a decay planned for epoch 40 of a stage shortened
+                # to 2 epochs: it never acts
+                print_log(
+                    f'param_scheduler["{key}"] {sched.get("type")} '
+                    f'begins at epoch {begin}, after the end of stage '
+                    f'"{key}" ({stage["epochs"]} epochs): it is not used',
+                    logger='current',
+                    level=logging.WARNING)
+                continue
+            # An end past the stage is fine: the scheduler only sets the
+            # rates of this stage's optimizer, which no later stage
+            # steps. It is not clipped, so that a shortened stage runs
+            # the first epochs of the planned schedule (LinearLR's slope
+            # depends on end).
+            sched['begin'] = begin + stage.begin
+            sched['end'] = end + stage.begin
+            new_list.append(sched)
+        shifted[key] = new_list
+    return shifted
+
+
 @LOOPS.register_module()
 class MultiStageTrainLoop(EpochBasedTrainLoop):
     """Epoch-based training through named stages.
@@ -84,7 +157,11 @@ class MultiStageTrainLoop(EpochBasedTrainLoop):
     stage, keyed like the optim wrappers), ``begin``/``end`` count epochs
     from the start of that stage and ``end`` defaults to the stage length.
     This loop shifts them to absolute epochs before the Runner builds them,
-    so changing one stage's length in a leaf config needs no scheduler edits.
+    so changing one stage's length (one key, e.g. ``--cfg-options
+    train_cfg.stages.1.epochs=2``) needs no scheduler edits: an ``end`` past
+    the stage is allowed (the stage stops first), a scheduler that would
+    begin after the stage is dropped with a warning, and ``t_initial=None``
+    (:class:`TimmCosineLR`) is the stage length.
 
     Args:
         runner: The runner.
@@ -123,42 +200,8 @@ class MultiStageTrainLoop(EpochBasedTrainLoop):
         return self.stages[-1]
 
     def _shift_param_schedulers(self, runner) -> None:
-        cfg = runner.param_schedulers
-        if cfg is None or not isinstance(cfg, dict) or 'type' in cfg:
-            return  # a single (unstaged) scheduler list: leave it alone
-        names = {s.name: s for s in self.stages}
-        shifted = {}
-        for key, schedulers in cfg.items():
-            if key not in names:
-                # keyed by an optim wrapper that is not a stage: untouched
-                shifted[key] = schedulers
-                continue
-            stage = names[key]
-            if isinstance(schedulers, dict):
-                schedulers = [schedulers]
-            new_list = []
-            for sched in schedulers:
-                if not isinstance(sched, dict):
-                    new_list.append(sched)  # a built object: user's business
-                    continue
-                sched = copy.deepcopy(sched)
-                if not sched.get('by_epoch', True):
-                    raise ValueError(
-                        f'param_scheduler["{key}"]: stage schedulers must be '
-                        f'by_epoch=True, got {sched}')
-                begin = sched.get('begin', 0)
-                end = sched.get('end', stage['epochs'])
-                if not 0 <= begin < end <= stage['epochs']:
-                    raise ValueError(
-                        f'param_scheduler["{key}"] {sched.get("type")}: '
-                        f'begin={begin}, end={end} must satisfy 0 <= begin < '
-                        f'end <= {stage["epochs"]} (epochs are relative to '
-                        f'stage "{key}")')
-                sched['begin'] = begin + stage.begin
-                sched['end'] = end + stage.begin
-                new_list.append(sched)
-            shifted[key] = new_list
-        runner.param_schedulers = shifted
+        runner.param_schedulers = shift_stage_schedulers(
+            runner.param_schedulers, self.stages)
 
     def run(self):
         """Launch training: like the parent, with stage-aware validation."""

@@ -1,6 +1,7 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """timm's ``CosineLRScheduler`` as the CLIP-ReID and CSDN prompt stages use it."""
 import math
+from typing import Optional
 
 from mmengine.optim.scheduler.lr_scheduler import LRSchedulerMixin
 from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
@@ -46,7 +47,9 @@ class TimmCosineLR(LRSchedulerMixin, _ParamScheduler):
 
     Args:
         optimizer: Wrapped optimizer.
-        t_initial (int): Cycle length in epochs (the stage length).
+        t_initial (int, optional): Cycle length in epochs. None in a stage
+            of :class:`MultiStageTrainLoop` is the stage's length (the
+            references' choice), filled in by the loop.
         lr_min (float): Final learning rate. Defaults to 1e-6.
         warmup_t (int): Warm-up epochs. Defaults to 5.
         warmup_lr_init (float): Learning rate at ``t = 0``. Defaults to 1e-5.
@@ -55,7 +58,7 @@ class TimmCosineLR(LRSchedulerMixin, _ParamScheduler):
 
     def __init__(self,
                  optimizer,
-                 t_initial: int,
+                 t_initial: Optional[int] = None,
                  lr_min: float = 1e-6,
                  warmup_t: int = 5,
                  warmup_lr_init: float = 1e-5,
@@ -65,6 +68,12 @@ class TimmCosineLR(LRSchedulerMixin, _ParamScheduler):
                  last_step: int = -1,
                  by_epoch: bool = True,
                  verbose: bool = False) -> None:
+        if t_initial is None:
+            raise ValueError(
+                'TimmCosineLR: t_initial=None means "the stage length" and is '
+                'filled in by MultiStageTrainLoop for stage-keyed schedulers '
+                '(param_scheduler=dict(<stage>=[...])); give t_initial '
+                'explicitly elsewhere')
         if warmup_t < 0 or t_initial <= 0:
             raise ValueError(f'TimmCosineLR: need t_initial > 0 and warmup_t '
                              f'>= 0, got {t_initial}, {warmup_t}')
