@@ -14,7 +14,7 @@ The file selection of each subclass reproduces the reference code of the
 dataset (see ``docs/en/protocols.md``), item for item and in the same order,
 so that scores computed on our lists equal the published protocols.
 """
-import os
+import logging
 import os.path as osp
 import pickle
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -25,6 +25,7 @@ from mmengine.logging import print_log
 
 from .descriptions import load_descriptions
 from .image_cache import DecodedImageCache, cacheable_prefix
+from .split_checks import SplitError, list_visible
 
 
 def check_exists(path: str,
@@ -84,12 +85,15 @@ def read_id_file(path: str) -> List[str]:
 
 
 def list_folder(folder: str) -> List[str]:
-    """Every entry of ``folder`` sorted by name, as full paths.
+    """Every entry of ``folder`` sorted by name, as full paths, except
+    hidden files.
 
     Like the references, no extension filter is applied: every entry of the
-    folder is an image of the protocol.
+    folder is an image of the protocol. Unlike them, hidden files
+    (``.DS_Store``, macOS ``._*`` copies) are skipped: they are never
+    images, and the references would draw them as gallery images.
     """
-    return [osp.join(folder, name) for name in sorted(os.listdir(folder))]
+    return [osp.join(folder, name) for name in list_visible(folder)]
 
 
 def read_list_file(path: str) -> List[Tuple[str, int]]:
@@ -266,6 +270,9 @@ class BaseVIReIDDataset(BaseDataset):
                 f'train split; ignoring them for split="{split}".',
                 logger='current')
         self._fields: Optional[Dict[str, np.ndarray]] = None
+        #: Warnings of the split checks (e.g. training ids without images),
+        #: also logged; the dataset checkers print them.
+        self.split_warnings: List[str] = []
         # Set before BaseDataset.__init__, which calls full_init().
         self.image_cache_cfg = self._check_image_cache_cfg(image_cache)
         self._image_cache: Optional[DecodedImageCache] = None
@@ -291,6 +298,21 @@ class BaseVIReIDDataset(BaseDataset):
     def _require(self, path: str, what: str, is_dir: bool = False) -> None:
         """Fail with the expected layout unless ``path`` exists."""
         check_exists(path, what, type(self).__name__, self.LAYOUT, is_dir)
+
+    def _report(self, errors: Sequence[str],
+                warnings: Sequence[str] = ()) -> None:
+        """Log the split checks' warnings; raise their errors, all at once.
+
+        Warnings are kept in :attr:`split_warnings` too. Errors go into one
+        :class:`~mmvireid.datasets.split_checks.SplitError` (one paragraph
+        each), so a broken copy is reported in one go.
+        """
+        for msg in warnings:
+            if msg not in self.split_warnings:
+                self.split_warnings.append(msg)
+                print_log(msg, logger='current', level=logging.WARNING)
+        if errors:
+            raise SplitError('\n'.join(errors))
 
     # ------------------------------------------------------------------ #
     # Loading

@@ -7,6 +7,8 @@ from typing import List, Sequence, Tuple
 from mmvireid.registry import DATASETS
 from .base import (BaseVIReIDDataset, folder_groups, list_folder, read_id_file,
                    read_list_file, relabel_by_ir)
+from .split_checks import (empty_folder_message, overlap_message, pid_of_path,
+                           read_other_split, test_id_errors)
 
 LLCM_LAYOUT = """\
 <data_root>/
@@ -69,6 +71,18 @@ class LLCMDataset(BaseVIReIDDataset):
     Tags come from the ``camN/PPPP`` folders. The reference splits the whole
     path at the first ``'cam'`` it contains, which breaks when ``data_root``
     itself contains ``'cam'``; ours does not depend on ``data_root``.
+    Hidden files (``.DS_Store``, ``._*``) of the test folders are skipped.
+
+    Split sanity (checked for every split; the reference checks none):
+
+    - a training image whose person folder (``PPPP`` of
+      ``train_*/camC/PPPP/<file>``) is a test id of ``idx/test_id.txt`` is
+      an error naming the ids and the files;
+    - a test id without visible (``test_vis``) or without near-infrared
+      (``test_nir``) images is an error;
+    - an empty (test id, camera) folder of ``test_vis`` or ``test_nir`` is an
+      error: either side may be the sampled one, and the draw needs an
+      image in every folder.
 
     Args:
         data_root (str): The LLCM root (see ``LAYOUT``).
@@ -145,6 +159,54 @@ class LLCMDataset(BaseVIReIDDataset):
         picks = draw_single_shot(folder_groups(folders), self.trial)
         return [dict(candidates[i]) for i in picks]
 
+    # ------------------------------------------------------------------ #
+    # Split sanity
+    # ------------------------------------------------------------------ #
+    def _overlap_errors(self, train_lists=None) -> List[str]:
+        """Training person folders that are test ids, where both the
+        training index files and ``idx/test_id.txt`` exist."""
+        id_file = osp.join(self.data_root, 'idx', 'test_id.txt')
+        paths = {
+            m: osp.join(self.data_root, 'idx', name)
+            for m, name in TRAIN_LISTS.items()
+        }
+        test_ids = read_other_split(read_id_file, id_file)
+        if test_ids is None:
+            return []
+        if train_lists is None:
+            train_lists = {
+                m: read_other_split(read_list_file, p)
+                for m, p in paths.items()
+            }
+        train = [(f'the person folders of "{paths[m]}"',
+                  {pid_of_path(rel)
+                   for rel, _ in items} - {None})
+                 for m, items in train_lists.items() if items is not None]
+        test = (f'"{id_file}"', {int(pid) for pid in test_ids})
+        msg = overlap_message('LLCMDataset', train, test, fmt='{:04d}'.format)
+        return [] if msg is None else [msg]
+
+    def _test_errors(self, ids: Sequence[str], folders: dict) -> List[str]:
+        """Test ids without images of a modality, and empty folders."""
+        id_file = osp.join(self.data_root, 'idx', 'test_id.txt')
+        have = {
+            m: {pid
+                for pid, _, _, files in folders[m] if files}
+            for m in ('vis', 'ir')
+        }
+        where = dict(
+            vis=('visible', 'test_vis/cam1..cam9'),
+            ir=('near-infrared', 'test_nir/cam1, cam2, cam4..cam9'))
+        errors = test_id_errors('LLCMDataset', id_file, ids, have, where)
+        msg = empty_folder_message(
+            'LLCMDataset', [
+                folder for m in ('vis', 'ir')
+                for _, _, folder, files in folders[m] if not files
+            ],
+            what='test folder')
+        return errors + ([] if msg is None else [msg])
+
+    # ------------------------------------------------------------------ #
     def load_items(self) -> List[dict]:
         if self.split == 'train':
             return self._load_train()
@@ -152,14 +214,25 @@ class LLCMDataset(BaseVIReIDDataset):
         self._require(id_file, 'test identity list')
         ids = read_id_file(id_file)
         if self.split == 'test':
-            return (self._items(self._folders(ids, 'vis'), 'vis') +
-                    self._items(self._folders(ids, 'ir'), 'ir'))
-        modality = self.modality if self.split == 'query' \
-            else OTHER[self.modality]
-        folders = self._folders(ids, modality)
+            modality = 'vis'
+        elif self.split == 'query':
+            modality = self.modality
+        else:
+            modality = OTHER[self.modality]
+        # Both modalities whatever the split (this split's first, so a
+        # missing folder of its own is named first): the checks cover both
+        # directions, so every test split of a copy fails alike.
+        folders = {
+            m: self._folders(ids, m)
+            for m in (modality, OTHER[modality])
+        }
+        self._report(self._overlap_errors() + self._test_errors(ids, folders))
+        if self.split == 'test':
+            return (self._items(folders['vis'], 'vis') +
+                    self._items(folders['ir'], 'ir'))
         if self.split == self.sample_side:
-            return self._sampled(folders, modality)
-        return self._items(folders, modality)
+            return self._sampled(folders[modality], modality)
+        return self._items(folders[modality], modality)
 
     def _load_train(self) -> List[dict]:
         lists = {}
@@ -167,6 +240,7 @@ class LLCMDataset(BaseVIReIDDataset):
             path = osp.join(self.data_root, 'idx', name)
             self._require(path, 'training index')
             lists[modality] = read_list_file(path)
+        self._report(self._overlap_errors(lists))
         pid2label = relabel_by_ir(
             [label for _, label in lists['vis']],
             [label for _, label in lists['ir']],

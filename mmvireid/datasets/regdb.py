@@ -5,6 +5,7 @@ from typing import List, Optional
 
 from mmvireid.registry import DATASETS
 from .base import BaseVIReIDDataset, read_list_file, relabel_by_ir
+from .split_checks import overlap_message, pid_of_path, read_other_split
 
 REGDB_LAYOUT = """\
 <data_root>/
@@ -44,6 +45,12 @@ class RegDBDataset(BaseVIReIDDataset):
     ``cam_id`` is 1 for visible and 2 for thermal images: RegDB has no camera
     labels, and the reference's camera filter never fires.
 
+    Split sanity: a person folder (``<pid>`` of ``Visible/<pid>/<file>``)
+    listed by a training index file and by a test index file of the same
+    trial is an error naming the ids and the files (checked for both
+    splits, where both sides' files exist). The labels are not compared:
+    the official test files restart them from 0.
+
     Args:
         data_root (str): The RegDB root (see ``LAYOUT``).
         split (str): ``'train'`` or ``'test'``.
@@ -78,11 +85,36 @@ class RegDBDataset(BaseVIReIDDataset):
     def protocol_metainfo(self) -> dict:
         return dict(trial=self.trial, modality=self.modality)
 
+    def _list_path(self, split: str, modality: str) -> str:
+        name = f'{split}_{LIST_NAMES[modality]}_{self.trial}.txt'
+        return osp.join(self.data_root, 'idx', name)
+
     def _read(self, modality: str) -> List[tuple]:
-        name = f'{self.split}_{LIST_NAMES[modality]}_{self.trial}.txt'
-        path = osp.join(self.data_root, 'idx', name)
+        path = self._list_path(self.split, modality)
         self._require(path, 'index')
         return read_list_file(path)
+
+    def _overlap_errors(self) -> List[str]:
+        """Person folders listed for training and for testing (this trial),
+        from the index files that exist."""
+        sides = dict(train=[], test=[])
+        for split in sides:
+            for modality in ('vis', 'ir'):
+                path = self._list_path(split, modality)
+                items = read_other_split(read_list_file, path)
+                if items is not None:
+                    pids = {pid_of_path(rel) for rel, _ in items} - {None}
+                    sides[split].append((path, pids))
+        if not sides['train'] or not sides['test']:
+            return []
+        # One side per split: the visible and thermal lists of a split
+        # hold the same people.
+        train, test = (('the person folders of ' +
+                        ' and '.join(f'"{p}"' for p, _ in sides[split]),
+                        set().union(*(ids for _, ids in sides[split])))
+                       for split in ('train', 'test'))
+        msg = overlap_message('RegDBDataset', [train], test)
+        return [] if msg is None else [msg]
 
     def load_items(self) -> List[dict]:
         modalities = ('vis', 'ir') if self.modality is None \
@@ -90,6 +122,7 @@ class RegDBDataset(BaseVIReIDDataset):
         # Training labels come from both lists whatever ``modality`` keeps.
         needed = ('vis', 'ir') if self.split == 'train' else modalities
         lists = {m: self._read(m) for m in needed}
+        self._report(self._overlap_errors())
         if self.split == 'train':
             pid2label = relabel_by_ir(
                 [label for _, label in lists['vis']],

@@ -6,6 +6,8 @@ from typing import List, Sequence, Tuple
 from mmvireid.registry import DATASETS
 from .base import (BaseVIReIDDataset, folder_groups, list_folder, read_id_file,
                    relabel_by_ir)
+from .split_checks import (empty_folder_message, format_ids, overlap_message,
+                           read_other_split, test_id_errors)
 
 SYSU_LAYOUT = """\
 <data_root>/
@@ -62,7 +64,21 @@ class SYSUMM01Dataset(BaseVIReIDDataset):
     Paths are ``os.path.join(data_root, 'camC', 'PPPP', name)``; the
     reference glues the name with ``'/'``, which gives the same string on
     POSIX unless ``data_root`` ends with a separator. Like the reference, no
-    extension filter is applied and id folders that do not exist are skipped.
+    extension filter is applied and (id, camera) folders that do not exist
+    are skipped; hidden files (``.DS_Store``, ``._*``) are skipped too.
+
+    Split sanity (checked for every split; the reference checks none):
+
+    - an id of ``exp/train_id.txt`` or ``exp/val_id.txt`` that is also in
+      ``exp/test_id.txt`` is an error naming the ids and the files;
+    - a test id without infrared images (cameras 3, 6: no query) or without
+      visible images (cameras 1, 2, 4, 5: its queries have no true match)
+      is an error;
+    - an empty gallery folder (a test id's folder of a gallery camera of
+      ``search_mode``) is an error: the single-shot draw needs an image in
+      every folder;
+    - a training id without any image is a warning (it is left out, and
+      ``num_classes`` counts the ids that remain).
 
     Args:
         data_root (str): The SYSU-MM01 root (see ``LAYOUT``).
@@ -110,10 +126,13 @@ class SYSUMM01Dataset(BaseVIReIDDataset):
             num_shots=self.num_shots)
 
     # ------------------------------------------------------------------ #
+    def _id_file(self, name: str) -> str:
+        return osp.join(self.data_root, 'exp', name)
+
     def _ids(self, names: Sequence[str]) -> List[str]:
         ids = []
         for name in names:
-            path = osp.join(self.data_root, 'exp', name)
+            path = self._id_file(name)
             self._require(path, 'identity list')
             # pre_process_sysu.py concatenates the lists and sorts the union.
             ids.extend(read_id_file(path))
@@ -153,15 +172,77 @@ class SYSUMM01Dataset(BaseVIReIDDataset):
         ]
 
     # ------------------------------------------------------------------ #
+    # Split sanity
+    # ------------------------------------------------------------------ #
+    def _overlap_errors(self) -> List[str]:
+        """Training (train + val) ids that are also test ids, where both
+        sides' lists exist (the split being built has read its own)."""
+        lists = {}
+        for name in ('train_id.txt', 'val_id.txt', 'test_id.txt'):
+            ids = read_other_split(read_id_file, self._id_file(name))
+            if ids is not None:
+                lists[name] = ids
+        if 'test_id.txt' not in lists:
+            return []
+        test = (f'"{self._id_file("test_id.txt")}"', lists.pop('test_id.txt'))
+        msg = overlap_message('SYSUMM01Dataset',
+                              [(f'"{self._id_file(name)}"', ids)
+                               for name, ids in lists.items()], test)
+        return [] if msg is None else [msg]
+
+    def _test_id_errors(self, test_ids: Sequence[str], query_folders,
+                        vis_folders) -> List[str]:
+        """Listed test ids without infrared or without visible images."""
+        have = dict(
+            ir={pid
+                for pid, _, _, files in query_folders if files},
+            vis={pid
+                 for pid, _, _, files in vis_folders if files})
+        where = dict(
+            vis=('visible', 'cam1, cam2, cam4, cam5'),
+            ir=('infrared', 'cam3, cam6'))
+        return test_id_errors('SYSUMM01Dataset', self._id_file('test_id.txt'),
+                              test_ids, have, where)
+
+    def _train_id_warnings(self, folders) -> List[str]:
+        """Listed training ids without any image (left out of training)."""
+        have = {pid for pid, _, _, files in folders if files}
+        warnings = []
+        for name in ('train_id.txt', 'val_id.txt'):
+            missing = sorted(set(read_id_file(self._id_file(name))) - have)
+            if missing:
+                verb = 'has' if len(missing) == 1 else 'have'
+                warnings.append(
+                    f'SYSUMM01Dataset: {format_ids(missing, "training id")} '
+                    f'listed in "{self._id_file(name)}" {verb} no image in '
+                    'cam1..cam6 and will not be trained on (num_classes '
+                    'counts the ids with images).')
+        return warnings
+
+    # ------------------------------------------------------------------ #
     def load_items(self) -> List[dict]:
         if self.split == 'train':
             return self._load_train()
         test_ids = self._ids(['test_id.txt'])
-        query = self._items(self._folders(test_ids, IR_CAMS), 'ir')
+        query_folders = self._folders(test_ids, IR_CAMS)
+        # Every visible camera, whatever the search mode: a test id must
+        # have a gallery image in the all-search gallery. Filtering keeps
+        # the order (ids outer, cameras inner).
+        vis_folders = self._folders(test_ids, VIS_CAMS)
+        gallery_cams = GALLERY_CAMS[self.search_mode]
+        gallery_folders = [f for f in vis_folders if f[1] in gallery_cams]
+        errors = self._overlap_errors()
+        errors += self._test_id_errors(test_ids, query_folders, vis_folders)
+        # Checked for the query split too, so that every test split of a
+        # copy fails alike (and a checker reports all problems at once).
+        msg = empty_folder_message(
+            'SYSUMM01Dataset',
+            [folder for _, _, folder, files in gallery_folders if not files])
+        errors += [] if msg is None else [msg]
+        self._report(errors)
+        query = self._items(query_folders, 'ir')
         if self.split == 'query':
             return query
-        gallery_folders = self._folders(test_ids,
-                                        GALLERY_CAMS[self.search_mode])
         if self.split == 'test':
             return query + self._items(gallery_folders, 'vis')
         return self._draw_gallery(gallery_folders)
@@ -170,6 +251,8 @@ class SYSUMM01Dataset(BaseVIReIDDataset):
         ids = self._ids(['train_id.txt', 'val_id.txt'])
         vis_folders = self._folders(ids, VIS_CAMS)
         ir_folders = self._folders(ids, IR_CAMS)
+        self._report(self._overlap_errors(),
+                     self._train_id_warnings(vis_folders + ir_folders))
         pid2label = relabel_by_ir(
             [int(pid) for pid, _, _, files in vis_folders if files],
             [int(pid) for pid, _, _, files in ir_folders if files],

@@ -134,7 +134,8 @@ def test_errors(regdb_root, tmp_path):
         RegDBDataset(root, split='test', trial=1)
 
     with open(osp.join(root, 'idx', 'train_visible_1.txt'), 'a') as f:
-        f.write('Visible/1/extra.bmp 777\n')
+        # pid 999 is no test id (an overlap would be reported first)
+        f.write('Visible/999/extra.bmp 777\n')
     with pytest.raises(
             ValueError,
             match='Person id 777 has visible training '

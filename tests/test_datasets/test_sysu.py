@@ -20,8 +20,9 @@ from mmvireid.registry import DATASETS
 
 TRAIN_IDS = [3, 1, 7, 12, 5]
 VAL_IDS = [20, 2]
-# 9 has no folder at all (skipped silently); 14 is listed twice (kept).
-TEST_IDS = [14, 8, 30, 9, 11, 14, 25]
+# 14 is listed twice (kept). Every test id has images of both modalities
+# (a listed test id without them is an error, see test_split_sanity.py).
+TEST_IDS = [14, 8, 30, 11, 14, 25]
 
 
 def _touch(path):
@@ -32,12 +33,13 @@ def _touch(path):
 def make_sysu(root, seed=0, min_files=1, max_files=7, ir_less=()):
     """A fake SYSU-MM01 tree with random folders and random file counts."""
     rng = np.random.default_rng(seed)
-    for pid in TRAIN_IDS + VAL_IDS + sorted(set(TEST_IDS) - {9}):
+    for pid in TRAIN_IDS + VAL_IDS + sorted(set(TEST_IDS)):
         for cam in range(1, 7):
             if cam in (3, 6) and pid in ir_less:
                 continue
-            # Keep at least one IR folder per id; drop others at random.
-            if cam != 3 and rng.random() < 0.25:
+            # Keep at least one visible and one IR folder per id; drop
+            # others at random.
+            if cam not in (1, 3) and rng.random() < 0.25:
                 continue
             names = rng.choice(
                 9999, rng.integers(min_files, max_files + 1),
@@ -157,7 +159,6 @@ def test_query_matches_reference(sysu_root):
     pids = [d['gt_label'] for d in items]
     n14 = pids.count(14)
     assert n14 > 0 and n14 % 2 == 0
-    assert 9 not in pids
 
 
 @pytest.mark.parametrize('mode', ['all', 'indoor'])
@@ -335,11 +336,20 @@ def test_no_image_at_all_is_an_error(tmp_path):
     for cam in range(1, 7):
         os.makedirs(osp.join(root, f'cam{cam}'))
     os.makedirs(osp.join(root, 'exp'))
-    with open(osp.join(root, 'exp', 'test_id.txt'), 'w') as f:
-        f.write('1,2\n')
+    for name in ('train_id.txt', 'val_id.txt'):
+        with open(osp.join(root, 'exp', name), 'w') as f:
+            f.write('1,2\n')
     with pytest.raises(
             FileNotFoundError, match='no image found for split '
-            '"query"'):
+            '"train"'):
+        SYSUMM01Dataset(root, split='train')
+    # test ids without images are named (test_split_sanity.py)
+    with open(osp.join(root, 'exp', 'test_id.txt'), 'w') as f:
+        f.write('3,4\n')
+    with pytest.raises(
+            ValueError,
+            match=r'2 test ids \(0003, 0004\) listed in .* have '
+            'no image of either modality'):
         SYSUMM01Dataset(root, split='query')
 
 

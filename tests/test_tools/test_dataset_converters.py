@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import os.path as osp
+import re
 import shutil
 import sys
 
@@ -193,3 +194,160 @@ def test_check_llcm(tmp_path, capsys):
     out = capsys.readouterr().out
     assert 'test_nir/' in out and 'idx/test_id.txt' in out
     assert 'Expected layout' in out
+
+
+# ---------------------------------------------------------------------- #
+# Split sanity and --decode (issue 16, item 3)
+# ---------------------------------------------------------------------- #
+CHECKERS = dict(sysu=prepare_sysu, regdb=check_regdb, llcm=check_llcm)
+
+
+@pytest.fixture(scope='module')
+def small_sets(tmp_path_factory):
+    base = tmp_path_factory.mktemp('sanity')
+    return {
+        layout: _make(layout, base / layout, num_ids=8, imgs_per_cam=1)
+        for layout in CHECKERS
+    }
+
+
+def _copy(small_sets, layout, tmp_path):
+    root = str(tmp_path / layout)
+    shutil.copytree(small_sets[layout], root)
+    return root
+
+
+def _run(layout, root, *args):
+    argv = [root, *args] + (['--trials', '1'] if layout == 'regdb' else [])
+    return CHECKERS[layout].main(argv)
+
+
+def _images(root):
+    return sorted(
+        osp.join(d, f) for d, _, files in os.walk(root) for f in files
+        if f.endswith('.jpg'))
+
+
+@pytest.mark.parametrize('layout', list(CHECKERS))
+def test_checkers_ignore_hidden_files(small_sets, layout, tmp_path, capsys):
+    root = _copy(small_sets, layout, tmp_path)
+    assert _run(layout, root) == 0
+    before = capsys.readouterr().out
+    # Finder and macOS copies leave these next to the images.
+    for folder in {osp.dirname(p) for p in _images(root)}:
+        for name in ('.DS_Store', '._0001.jpg'):
+            with open(osp.join(folder, name), 'wb') as f:
+                f.write(b'\x00\x05\x16\x07')
+    assert _run(layout, root, '--decode') == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(before)  # the same counts
+    assert 'undecodable' not in captured.out
+    assert re.search(r'decoded all \d+ images', captured.out)
+    assert 'decoding' in captured.err  # the progress bar
+
+
+@pytest.mark.parametrize('layout', list(CHECKERS))
+def test_checkers_decode_every_image(small_sets, layout, tmp_path, capsys):
+    root = _copy(small_sets, layout, tmp_path)
+    listed = [p for p in _images(root) if 'train' in p or 'test' in p] \
+        if layout == 'llcm' else _images(root)
+    truncated, empty = listed[0], listed[-1]
+    with open(truncated, 'rb') as f:
+        data = f.read()
+    with open(truncated, 'wb') as f:
+        f.write(data[:len(data) // 3])
+    open(empty, 'wb').close()
+    # without --decode, the files are only listed
+    assert _run(layout, root) == 0
+    capsys.readouterr()
+    assert _run(layout, root, '--decode') == 1
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert f'  undecodable image: {empty} (the file is empty)' in lines
+    assert any(
+        ln.startswith(f'  undecodable image: {truncated} (OSError: ')
+        for ln in lines)
+    assert re.search(
+        r'ERROR: 2 of \d+ image\(s\) cannot be decoded \(listed above\); '
+        r'replace them with good copies \(re-extract the dataset\)',
+        captured.err)
+
+
+def test_checkers_report_train_test_overlap(small_sets, tmp_path, capsys):
+    # SYSU: a training id listed for testing
+    root = _copy(small_sets, 'sysu', tmp_path)
+    exp = osp.join(root, 'exp')
+    train = _first_line_ids(osp.join(exp, 'train_id.txt'))
+    test = _first_line_ids(osp.join(exp, 'test_id.txt'))
+    with open(osp.join(exp, 'test_id.txt'), 'w') as f:
+        f.write(','.join(test + train[:1]) + '\n')
+    assert prepare_sysu.main([root]) == 1
+    assert (f'ERROR: SYSUMM01Dataset: the training and test identities '
+            f'overlap: 1 id ({train[0]}) of "{exp}/train_id.txt" is also in '
+            f'"{exp}/test_id.txt".') in capsys.readouterr().err
+    # RegDB: a training image listed by a test file
+    root = _copy(small_sets, 'regdb', tmp_path)
+    idx = osp.join(root, 'idx')
+    with open(osp.join(idx, 'train_visible_1.txt')) as f:
+        line = f.readline()
+    with open(osp.join(idx, 'test_visible_1.txt'), 'a') as f:
+        f.write(line)
+    assert check_regdb.main([root, '--trials', '1']) == 1
+    assert ('ERROR: RegDBDataset: the training and test identities overlap: '
+            f'1 id ({line.split("/")[1]}) of the person folders of '
+            f'"{idx}/train_visible_1.txt"') in capsys.readouterr().err
+    # LLCM: a training person folder that is a test id
+    root = _copy(small_sets, 'llcm', tmp_path)
+    idx = osp.join(root, 'idx')
+    pid = _first_line_ids(osp.join(idx, 'test_id.txt'))[0]
+    with open(osp.join(idx, 'train_nir.txt')) as f:
+        label = f.readline().split()[1]
+    with open(osp.join(idx, 'train_nir.txt'), 'a') as f:
+        f.write(f'train_nir/cam2/{pid}/{pid}_c02_0001.jpg {label}\n')
+    assert check_llcm.main([root]) == 1
+    assert ('ERROR: LLCMDataset: the training and test identities overlap: '
+            f'1 id ({pid}) of the person folders of "{idx}/train_nir.txt" '
+            f'is also in "{idx}/test_id.txt".') in capsys.readouterr().err
+
+
+def test_checkers_report_ids_without_images(small_sets, tmp_path, capsys):
+    from mmvireid.datasets.split_checks import TEST_ID_HINT
+    root = _copy(small_sets, 'sysu', tmp_path)
+    exp = osp.join(root, 'exp')
+    # a training id without images: a warning, printed once
+    train = _first_line_ids(osp.join(exp, 'train_id.txt'))
+    with open(osp.join(exp, 'train_id.txt'), 'w') as f:
+        f.write(','.join(train + ['0099']) + '\n')
+    assert prepare_sysu.main([root]) == 0
+    out = capsys.readouterr().out
+    warning = (f'warning: SYSUMM01Dataset: 1 training id (0099) listed in '
+               f'"{exp}/train_id.txt" has no image in cam1..cam6 and will '
+               'not be trained on (num_classes counts the ids with images).')
+    assert out.count(warning) == 1
+    assert 'WARNING' not in out  # not logged on top of the print
+    # a test id without images, and an empty gallery folder: errors
+    test = _first_line_ids(osp.join(exp, 'test_id.txt'))
+    with open(osp.join(exp, 'test_id.txt'), 'w') as f:
+        f.write(','.join(test + ['0098']) + '\n')
+    folder = next(
+        osp.join(root, f'cam{c}', pid) for pid in test for c in (1, 2, 4, 5)
+        if osp.isdir(osp.join(root, f'cam{c}', pid)))
+    for name in os.listdir(folder):
+        os.remove(osp.join(folder, name))
+    assert prepare_sysu.main([root]) == 1
+    err = capsys.readouterr().err
+    assert (f'ERROR: SYSUMM01Dataset: 1 test id (0098) listed in '
+            f'"{exp}/test_id.txt" has no image of either modality (visible: '
+            'cam1, cam2, cam4, cam5; infrared: cam3, cam6). '
+            f'{TEST_ID_HINT}') in err
+    assert ('SYSUMM01Dataset: 1 gallery folder of test ids holds no image '
+            f'(hidden files do not count): "{folder}".') in err
+    # LLCM: an empty test folder
+    root = _copy(small_sets, 'llcm', tmp_path)
+    folder = osp.dirname(_images(osp.join(root, 'test_vis'))[0])
+    for name in os.listdir(folder):
+        os.remove(osp.join(folder, name))
+    assert check_llcm.main([root]) == 1
+    assert (
+        'ERROR: LLCMDataset: 1 test folder of test ids holds no image '
+        f'(hidden files do not count): "{folder}".') in capsys.readouterr().err

@@ -2,14 +2,22 @@
 """Check an LLCM copy: layout, index files, images, counts.
 
     python tools/dataset_converters/check_llcm.py data/llcm
+    python tools/dataset_converters/check_llcm.py data/llcm --decode
 
 Every missing folder and index file is reported at once with the expected
 layout (exit status 1). The splits are then read by
 :class:`mmvireid.datasets.LLCMDataset` (the selection training and testing
 use): training images and identities per modality (every listed image is
 checked to exist), the test identities and images per modality, and the
-query / gallery sizes of both directions for trial 0. LLCM needs no
-conversion: the datasets read the index files and folders as they are.
+query / gallery sizes of both directions for trial 0. The dataset class
+also checks the split: a training person folder (``PPPP`` of
+``train_*/camC/PPPP/<file>``) that is a test id, a test id without
+visible or without near-infrared images and an empty test folder are
+errors (exit status 1). Hidden files (``.DS_Store``, ``._*``) are not
+images and are not counted. ``--decode`` decodes every listed image with
+Pillow behind a progress bar and lists the undecodable ones by path (exit
+status 1). LLCM needs no conversion: the datasets read the index files and
+folders as they are.
 """
 import argparse
 import os.path as osp
@@ -44,11 +52,16 @@ def collect_stats(data_root: str) -> dict:
     """Counts of the training and test splits, and of trial 0's query /
     gallery in both directions."""
     from mmvireid.datasets import LLCMDataset
+    from mmvireid.datasets.split_checks import quiet_current_logger
+    warnings: List[str] = []
 
     def items(**kwargs) -> List[dict]:
-        return LLCMDataset(
-            data_root, pipeline=[], serialize_data=False,
-            **kwargs).get_data_list()
+        # Warnings are printed once by main(), not logged per dataset.
+        with quiet_current_logger():
+            ds = LLCMDataset(
+                data_root, pipeline=[], serialize_data=False, **kwargs)
+        warnings.extend(w for w in ds.split_warnings if w not in warnings)
+        return ds.get_data_list()
 
     train = items(split='train')
     test = items(split='test')
@@ -59,11 +72,16 @@ def collect_stats(data_root: str) -> dict:
               for m in ('vis', 'ir')},
         missing_files=[
             d['img_path'] for d in train if not osp.isfile(d['img_path'])
+        ],
+        images=[
+            p for p in dict.fromkeys(d['img_path'] for d in train + test)
+            if osp.isfile(p)
         ])
     for mod, name in (('ir', 'ir2vis'), ('vis', 'vis2ir')):
         q = items(split='query', modality=mod)
         g = items(split='gallery', modality=mod)
         stats[name] = dict(query=len(q), gallery=len(g))
+    stats['warnings'] = warnings
     return stats
 
 
@@ -82,11 +100,16 @@ def print_stats(stats: dict) -> None:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Check an LLCM copy')
     parser.add_argument('data_root', help='LLCM root')
+    parser.add_argument(
+        '--decode',
+        action='store_true',
+        help='decode every listed image (Pillow), list the undecodable ones')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     from mmvireid.datasets.llcm import LLCM_LAYOUT
+    from mmvireid.datasets.split_checks import report_undecodable
     args = parse_args(argv)
     missing = check_layout(args.data_root)
     if missing:
@@ -102,6 +125,11 @@ def main(argv=None) -> int:
         return 1
     print(f'LLCM at "{args.data_root}": layout complete')
     print_stats(stats)
+    for msg in stats['warnings']:
+        print(f'warning: {msg}')
+    # Decode the images that exist even when some are missing: one run
+    # then names every broken file.
+    num_bad = report_undecodable(stats['images']) if args.decode else 0
     if stats['missing_files']:
         for path in stats['missing_files'][:5]:
             print(f'  missing image: {path}')
@@ -109,8 +137,7 @@ def main(argv=None) -> int:
             f'ERROR: {len(stats["missing_files"])} training image(s) '
             'listed in idx/ do not exist',
             file=sys.stderr)
-        return 1
-    return 0
+    return 1 if stats['missing_files'] or num_bad else 0
 
 
 if __name__ == '__main__':

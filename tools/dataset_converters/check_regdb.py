@@ -2,6 +2,7 @@
 """Check a RegDB copy: layout, index files of the 10 splits, images.
 
     python tools/dataset_converters/check_regdb.py data/regdb [--trials 1 2]
+    python tools/dataset_converters/check_regdb.py data/regdb --decode
 
 Every missing folder and index file is reported at once with the expected
 layout (exit status 1). Each split's lists are then read by
@@ -10,8 +11,12 @@ training and testing), the identities and images per modality are counted,
 and every listed image is checked to exist. The official release has 412
 identities with 10 visible and 10 thermal images each; every split trains
 on 206 identities (2,060 images per modality) and tests on the other 206; a
-difference is reported as a warning. RegDB needs no conversion: the
-datasets read the index files and images as they are.
+difference is reported as a warning. A person folder (``<pid>`` of
+``Visible/<pid>/<file>``) listed by a training and by a test index file of
+the same split is an error (exit status 1), raised by the dataset class.
+``--decode`` decodes every listed image with Pillow behind a progress bar
+and lists the undecodable ones by path (exit status 1). RegDB needs no
+conversion: the datasets read the index files and images as they are.
 """
 import argparse
 import os.path as osp
@@ -44,18 +49,21 @@ def check_layout(data_root: str, trials: Sequence[int] = TRIALS) -> List[str]:
 
 def collect_stats(data_root: str,
                   trials: Sequence[int] = TRIALS) -> Dict[int, dict]:
-    """``{trial: {split: {modality: dict(images, ids, missing_files)}}}``."""
+    """``{trial: {split: {modality: dict(images, ids, missing_files)}}}``,
+    read with the dataset class (its parsing, split checks and errors)."""
     from mmvireid.datasets import RegDBDataset
+    from mmvireid.datasets.split_checks import quiet_current_logger
     stats = {}
     for trial in trials:
         stats[trial] = {}
         for split in ('train', 'test'):
-            items = RegDBDataset(
-                data_root,
-                split=split,
-                trial=trial,
-                pipeline=[],
-                serialize_data=False).get_data_list()
+            with quiet_current_logger():
+                items = RegDBDataset(
+                    data_root,
+                    split=split,
+                    trial=trial,
+                    pipeline=[],
+                    serialize_data=False).get_data_list()
             stats[trial][split] = {}
             for mod in ('vis', 'ir'):
                 sel = [d for d in items if d['modality'] == mod]
@@ -66,8 +74,17 @@ def collect_stats(data_root: str,
                     missing_files=[
                         d['img_path'] for d in sel
                         if not osp.isfile(d['img_path'])
-                    ])
+                    ],
+                    paths=[d['img_path'] for d in sel])
     return stats
+
+
+def listed_images(stats: Dict[int, dict]) -> List[str]:
+    """Every listed image that exists, once (the splits share images)."""
+    paths = (
+        p for splits in stats.values() for split in splits.values()
+        for mod in split.values() for p in mod['paths'])
+    return [p for p in dict.fromkeys(paths) if osp.isfile(p)]
 
 
 def report(stats: Dict[int, dict], compare_official: bool = True) -> int:
@@ -100,11 +117,16 @@ def parse_args(argv=None):
         nargs='+',
         default=list(TRIALS),
         help='splits to check (1..10; default: all)')
+    parser.add_argument(
+        '--decode',
+        action='store_true',
+        help='decode every listed image (Pillow), list the undecodable ones')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     from mmvireid.datasets.regdb import REGDB_LAYOUT
+    from mmvireid.datasets.split_checks import report_undecodable
     args = parse_args(argv)
     bad = [t for t in args.trials if t not in TRIALS]
     if bad:
@@ -125,12 +147,14 @@ def main(argv=None) -> int:
     print(f'RegDB at "{args.data_root}": layout complete')
     is_toy = osp.isfile(osp.join(args.data_root, 'toy_meta.json'))
     num_missing = report(stats, compare_official=not is_toy)
+    # Decode the images that exist even when some are missing: one run
+    # then names every broken file.
+    num_bad = report_undecodable(listed_images(stats)) if args.decode else 0
     if num_missing:
         print(
             f'ERROR: {num_missing} listed image(s) do not exist',
             file=sys.stderr)
-        return 1
-    return 0
+    return 1 if num_missing or num_bad else 0
 
 
 if __name__ == '__main__':

@@ -2,6 +2,7 @@
 """Check a SYSU-MM01 copy and optionally write the pre-resized .npy cache.
 
     python tools/dataset_converters/prepare_sysu.py data/sysu_mm01
+    python tools/dataset_converters/prepare_sysu.py data/sysu_mm01 --decode
     python tools/dataset_converters/prepare_sysu.py data/sysu_mm01 --npy
 
 1. **Layout.** Every camera folder (``cam1`` .. ``cam6``) and identity list
@@ -16,7 +17,16 @@
    visible and 11,909 infrared images, and 3,803 infrared queries of 96 test
    identities; a difference is reported as a warning (an incomplete
    download, or a modified copy).
-3. **Cache** (``--npy``). The training images resized to 144 x 288 (W x H)
+3. **Split sanity**, by the dataset class as well: training ids that are
+   also test ids, test ids without images of a modality and empty gallery
+   folders are errors (exit status 1); training ids without images are
+   warnings. Hidden files (``.DS_Store``, ``._*``) are not images and are
+   not counted.
+4. **Decoding** (``--decode``). Every listed image (training, queries and
+   the gallery candidates of both search modes) is decoded with Pillow
+   behind a progress bar; undecodable files are listed by path (exit
+   status 1).
+5. **Cache** (``--npy``). The training images resized to 144 x 288 (W x H)
    with LANCZOS and stacked as uint8, as the reference's
    ``pre_process_sysu.py`` writes them for the AGW / CSDN data loaders:
    ``train_rgb_resized_img.npy`` (N, 288, 144, 3), ``train_rgb_resized_
@@ -72,12 +82,21 @@ def _count(items: List[dict]) -> Dict[str, Dict[str, int]]:
 
 def collect_stats(data_root: str) -> dict:
     """Identities and images per split and modality, read with the
-    dataset class (its selection rules and error messages)."""
+    dataset class (its selection rules, split checks and error messages).
+
+    Also returns ``warnings`` (the datasets' split warnings, each once) and
+    ``images`` (every listed image, for ``--decode``).
+    """
     from mmvireid.datasets import SYSUMM01Dataset
+    from mmvireid.datasets.split_checks import quiet_current_logger
+    warnings: List[str] = []
 
     def items(**kwargs) -> List[dict]:
-        ds = SYSUMM01Dataset(
-            data_root, pipeline=[], serialize_data=False, **kwargs)
+        # The warnings are printed once below, not logged per dataset.
+        with quiet_current_logger():
+            ds = SYSUMM01Dataset(
+                data_root, pipeline=[], serialize_data=False, **kwargs)
+        warnings.extend(w for w in ds.split_warnings if w not in warnings)
         return ds.get_data_list()
 
     train = items(split='train')
@@ -92,6 +111,11 @@ def collect_stats(data_root: str) -> dict:
         stats[f'gallery_{mode}'] = _count(gallery)['vis']
         stats[f'gallery_{mode}']['folders'] = len({(d['gt_label'], d['cam_id'])
                                                    for d in gallery})
+        if mode == 'all':  # the indoor gallery is a part of it
+            test_all = gallery
+    stats['warnings'] = warnings
+    stats['images'] = list(
+        dict.fromkeys(d['img_path'] for d in train + query + test_all))
     return stats
 
 
@@ -189,10 +213,15 @@ def parse_args(argv=None):
         '--out-dir', help='folder for the .npy files (default: data_root)')
     parser.add_argument(
         '--overwrite', action='store_true', help='replace existing .npy')
+    parser.add_argument(
+        '--decode',
+        action='store_true',
+        help='decode every listed image (Pillow), list the undecodable ones')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
+    from mmvireid.datasets.split_checks import report_undecodable
     from mmvireid.datasets.sysu_mm01 import SYSU_LAYOUT
     args = parse_args(argv)
     missing = check_layout(args.data_root)
@@ -209,12 +238,16 @@ def main(argv=None) -> int:
         return 1
     print(f'SYSU-MM01 at "{args.data_root}": layout complete')
     print_stats(stats)
+    for msg in stats['warnings']:
+        print(f'warning: {msg}')
     if osp.isfile(osp.join(args.data_root, 'toy_meta.json')):
         print('(synthetic toy data: not compared with the official '
               'statistics)')
     else:
         for diff in official_mismatches(stats):
             print(f'warning: {diff}')
+    if args.decode and report_undecodable(stats['images']):
+        return 1
     if args.npy:
         try:
             write_npy_cache(args.data_root, args.out_dir, args.overwrite)
