@@ -27,7 +27,7 @@ import torch
 
 __all__ = [
     'generate_clip_state_dict', 'state_dict_digest', 'record',
-    'assert_recorded'
+    'assert_recorded', 'uniform_tensor'
 ]
 
 #: Tensors with at most this many elements are recorded in full; larger
@@ -36,10 +36,11 @@ FULL_RECORD_NUMEL = 4096
 _NUM_SAMPLES = 64
 
 
-def _uniform(rng: np.random.RandomState, shape, bound: float,
-             offset: float = 0.) -> torch.Tensor:
+def uniform_tensor(rng: np.random.RandomState, shape, bound: float,
+                   offset: float = 0.) -> torch.Tensor:
     """``offset + k * bound / 127`` with integer ``k`` uniform in [-127, 127]
-    (standard deviation ``bound / sqrt(3)``), in float32."""
+    (standard deviation ``bound / sqrt(3)``), in float32: the same bits on
+    every machine for the same ``rng`` state (no libm call)."""
     ints = rng.randint(-127, 128, size=tuple(shape)).astype(np.float32)
     out = ints * np.float32(bound / 127.)
     if offset:
@@ -53,26 +54,26 @@ def _fill(name: str, shape, rng: np.random.RandomState) -> torch.Tensor:
     if leaf == 'num_batches_tracked':
         return torch.zeros(shape, dtype=torch.long)
     if leaf == 'running_var':
-        return _uniform(rng, shape, 0.5, offset=1.0)
+        return uniform_tensor(rng, shape, 0.5, offset=1.0)
     if leaf == 'running_mean':
-        return _uniform(rng, shape, 0.1)
+        return uniform_tensor(rng, shape, 0.1)
     if name == 'logit_scale':
         return torch.full(shape, math.log(1 / 0.07), dtype=torch.float32)
     is_norm = any(part.startswith(('bn', 'ln')) for part in name.split('.'))
     is_norm = is_norm or '.downsample.1.' in name
     if is_norm and leaf == 'weight':
-        return _uniform(rng, shape, 0.2, offset=1.0)
+        return uniform_tensor(rng, shape, 0.2, offset=1.0)
     if 'bias' in leaf:
-        return _uniform(rng, shape, 0.05)
+        return uniform_tensor(rng, shape, 0.05)
     if leaf in ('positional_embedding', 'class_embedding') or \
             name == 'token_embedding.weight':
-        return _uniform(rng, shape, 0.05)
+        return uniform_tensor(rng, shape, 0.05)
     # conv / linear / projection matrices: unit-variance outputs
     if leaf in ('proj', 'text_projection'):
         fan_in = shape[0]
     else:
         fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
-    return _uniform(rng, shape, math.sqrt(3. / fan_in))
+    return uniform_tensor(rng, shape, math.sqrt(3. / fan_in))
 
 
 def generate_clip_state_dict(arch: dict, seed: int) -> 'OrderedDict':
@@ -109,16 +110,17 @@ def state_dict_digest(state_dict: Dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def record(tensor: torch.Tensor) -> Union[torch.Tensor, dict]:
+def record(tensor: torch.Tensor,
+           full_numel: int = FULL_RECORD_NUMEL) -> Union[torch.Tensor, dict]:
     """A fixture record of a float tensor: the tensor itself (detached,
     float32, on the CPU) when it is small, else a summary.
 
-    The summary of a tensor with more than :data:`FULL_RECORD_NUMEL`
-    elements holds its ``shape``, float64 ``sum`` and L2 ``norm``, and
-    ``sample``: 64 elements at evenly spaced flat positions ``index``.
+    The summary of a tensor with more than ``full_numel`` elements holds its
+    ``shape``, float64 ``sum`` and L2 ``norm``, and ``sample``: 64 elements
+    at evenly spaced flat positions ``index``.
     """
     tensor = tensor.detach().cpu().float()
-    if tensor.numel() <= FULL_RECORD_NUMEL:
+    if tensor.numel() <= full_numel:
         return tensor.clone()
     flat = tensor.reshape(-1)
     index = torch.linspace(0, flat.numel() - 1, _NUM_SAMPLES).long()

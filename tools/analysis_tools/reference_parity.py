@@ -47,7 +47,7 @@ import torch
 import torch.nn as nn
 
 from mmvireid.testing import (generate_clip_state_dict, record,
-                              state_dict_digest)
+                              state_dict_digest, uniform_tensor)
 
 #: The commits our ports follow (and the fixtures were made from).
 REFERENCE_COMMITS = {
@@ -177,11 +177,10 @@ def small_weights(shapes: Dict[str, tuple], seed: int,
     [-127, 127] times ``bound / 127``, drawn from NumPy's ``RandomState``."""
     import numpy as np
     rng = np.random.RandomState(seed)
-    out = {}
-    for name in sorted(shapes):
-        ints = rng.randint(-127, 128, size=shapes[name]).astype(np.float32)
-        out[name] = torch.from_numpy(ints * np.float32(bound / 127.))
-    return out
+    return {
+        name: uniform_tensor(rng, shapes[name], bound)
+        for name in sorted(shapes)
+    }
 
 
 def image_codes(seed: int, num: int) -> torch.Tensor:

@@ -96,7 +96,7 @@ import torch
 import torch.nn as nn
 
 from mmvireid.testing import (generate_clip_state_dict, record,
-                              state_dict_digest)
+                              state_dict_digest, uniform_tensor)
 
 __all__ = [
     'ARCH', 'NUM_CLASSES', 'IMG_SIZE', 'REFERENCE_COMMIT', 'run_csdn',
@@ -197,10 +197,9 @@ def our_name(ref_name: str) -> str:
 
 
 def _uniform(rng: np.random.RandomState, shape, std: float) -> torch.Tensor:
-    """Integers in [-127, 127] times a float32 scale: uniform with standard
-    deviation ``std``, bit-identical on every machine (no libm call)."""
-    ints = rng.randint(-127, 128, size=tuple(shape)).astype(np.float32)
-    return torch.from_numpy(ints * np.float32(std * np.sqrt(3.) / 127.))
+    """Uniform with standard deviation ``std`` (see
+    :func:`mmvireid.testing.uniform_tensor`)."""
+    return uniform_tensor(rng, shape, std * np.sqrt(3.))
 
 
 def init_params(num_classes: int = NUM_CLASSES,
@@ -456,18 +455,7 @@ def _compact_record(tensor: torch.Tensor) -> Union[torch.Tensor, dict]:
     gradient and one update per trained tensor (82 in fine-tuning), which
     in full would make the fixture several times larger. The summary has
     :func:`record`'s format, so ``assert_recorded`` compares it."""
-    out = record(tensor)
-    if isinstance(out, dict) or out.numel() <= _FULL_STEP_NUMEL:
-        return out
-    flat = out.reshape(-1)
-    index = torch.linspace(0, flat.numel() - 1, 64).long()
-    as64 = flat.double()
-    return dict(
-        shape=list(out.shape),
-        sum=float(as64.sum()),
-        norm=float(as64.norm()),
-        index=index,
-        sample=flat[index].clone())
+    return record(tensor, full_numel=_FULL_STEP_NUMEL)
 
 
 def _step_records(optimizer, names, before) -> dict:
