@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.model import is_model_wrapper
@@ -17,6 +18,7 @@ from mmvireid.utils.tool_utils import (UserInputError, check_writable,
                                        disable_persistent_workers,
                                        preflight_config, preflight_datasets,
                                        run_or_explain, setup_cpu_distributed)
+from mmvireid.utils.work_dir_lock import WorkDirLock
 
 
 def parse_args():
@@ -119,12 +121,13 @@ def main():
             init_model(cfg, args.checkpoint, strict=True)
         # dist_test.sh on a machine without CUDA: gloo instead of nccl
         setup_cpu_distributed(cfg)
-        runner = Runner.from_cfg(cfg)
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        load_model_checkpoint(
-            model, args.checkpoint, strict=not args.non_strict)
-        metrics = runner.test()
+        with WorkDirLock(cfg.work_dir, command=' '.join(sys.argv)):
+            runner = Runner.from_cfg(cfg)
+            model = runner.model.module if is_model_wrapper(
+                runner.model) else runner.model
+            load_model_checkpoint(
+                model, args.checkpoint, strict=not args.non_strict)
+            metrics = runner.test()
         if args.out is not None and runner.rank == 0:
             details = {}
             for metric in runner.test_evaluator.metrics:

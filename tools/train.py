@@ -3,6 +3,7 @@
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.runner import Runner
@@ -16,6 +17,7 @@ from mmvireid.utils.tool_utils import (AMP_CHOICES, apply_amp,
                                        disable_persistent_workers,
                                        preflight_config, preflight_datasets,
                                        run_or_explain, setup_cpu_distributed)
+from mmvireid.utils.work_dir_lock import WorkDirLock
 
 
 def parse_args():
@@ -133,12 +135,14 @@ def main():
         preflight_datasets(cfg)
         # torchrun on a machine without GPUs: gloo process group
         setup_cpu_distributed(cfg)
-        if 'runner_type' not in cfg:
-            runner = Runner.from_cfg(cfg)
-        else:
-            from mmvireid.registry import RUNNERS
-            runner = RUNNERS.build(cfg)
-        runner.train()
+        # one run per work directory (the first thing written)
+        with WorkDirLock(cfg.work_dir, command=' '.join(sys.argv)):
+            if 'runner_type' not in cfg:
+                runner = Runner.from_cfg(cfg)
+            else:
+                from mmvireid.registry import RUNNERS
+                runner = RUNNERS.build(cfg)
+            runner.train()
 
     run_or_explain(build_and_train)
 
