@@ -121,7 +121,9 @@ def merge_args(cfg, args):
         check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     if args.resume == 'auto':
-        check_auto_resume(cfg.work_dir)
+        fallback = check_auto_resume(cfg.work_dir)
+        if fallback is not None:
+            cfg.load_from = fallback
     return cfg
 
 

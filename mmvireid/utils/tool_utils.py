@@ -439,32 +439,79 @@ def check_writable(path: str, what: str, is_dir: bool) -> None:
             f'"{probe}". Choose another path.')
 
 
-def check_auto_resume(work_dir: str) -> None:
+def _complete_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a complete torch zip checkpoint (a kill while
+    writing leaves no zip directory at the end)."""
+    import zipfile
+    try:
+        with open(path, 'rb') as f:
+            if f.read(4) != b'PK\x03\x04':
+                return False
+        return zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def newest_complete_checkpoint(work_dir: str) -> Optional[str]:
+    """The ``epoch_N.pth`` / ``iter_N.pth`` of ``work_dir`` with the largest
+    N whose file is complete, or None."""
+    import os
+    found = []
+    for name in os.listdir(work_dir) if osp.isdir(work_dir) else ():
+        match = re.fullmatch(r'(epoch|iter)_(\d+)\.pth', name)
+        if match:
+            found.append((int(match.group(2)), name))
+    for _, name in sorted(found, reverse=True):
+        path = osp.join(work_dir, name)
+        if _complete_checkpoint(path):
+            return path
+    return None
+
+
+def check_auto_resume(work_dir: str) -> Optional[str]:
     """Check ``--resume`` without a path before the Runner starts.
 
     MMEngine resumes from the file named in ``<work_dir>/last_checkpoint``.
-    No such file: training starts from scratch (say so; a re-queued job
-    relies on it). A file pointing to nothing: refuse, naming both.
+    When that file is missing or empty (e.g. a run killed before it was
+    first written) but complete ``epoch_N.pth`` files exist, resuming falls
+    back to the newest of them and says so; with no checkpoint at all,
+    training starts from scratch (said too: a re-queued job relies on it).
+    A file pointing to a checkpoint that does not exist is refused, naming
+    both.
+
+    Returns:
+        str or None: A checkpoint to resume from explicitly (the fallback),
+        or None to let mmengine follow ``last_checkpoint`` (or start
+        afresh).
     """
     pointer = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(pointer):
+    target = None
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            target = f.read().strip() or None
+    if target is None:
+        fallback = newest_complete_checkpoint(work_dir)
+        why = 'is empty' if osp.isfile(pointer) else 'does not exist'
+        if fallback is not None:
+            print_log(
+                f'--resume: "{pointer}" {why} (a run killed before it was '
+                f'written); resuming from the newest complete checkpoint '
+                f'"{fallback}".',
+                logger='current',
+                level=logging.WARNING)
+            return fallback
         print_log(
-            f'--resume: no checkpoint in "{work_dir}" (no last_checkpoint '
-            'file); training starts from scratch.',
+            f'--resume: no checkpoint in "{work_dir}"; training starts from '
+            'scratch.',
             logger='current',
             level=logging.WARNING)
-        return
-    with open(pointer) as f:
-        target = f.read().strip()
-    if not target:
-        raise UserInputError(
-            f'--resume: "{pointer}" is empty. Resume from an existing '
-            f'checkpoint with --resume {work_dir}/epoch_<N>.pth.')
+        return None
     if '://' not in target and not osp.isfile(target):
         raise UserInputError(
             f'--resume: "{pointer}" names the checkpoint "{target}", which '
             'does not exist. Resume from an existing checkpoint with '
             f'--resume {work_dir}/epoch_<N>.pth.')
+    return None
 
 
 def check_resume_checkpoint(path: str) -> None:

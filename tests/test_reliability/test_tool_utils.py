@@ -117,17 +117,29 @@ def test_run_or_explain(capsys):
 
 
 def test_check_auto_resume(tmp_path):
+    import torch
     # nothing to resume from: training starts from scratch (re-queued jobs)
-    check_auto_resume(str(tmp_path))
+    assert check_auto_resume(str(tmp_path)) is None
+    # a run killed before last_checkpoint was first written (missing or
+    # empty): the newest complete epoch_N.pth, not a truncated one
+    torch.save(dict(state_dict={}), str(tmp_path / 'epoch_1.pth'))
+    torch.save(dict(state_dict={}), str(tmp_path / 'epoch_2.pth'))
+    (tmp_path / 'epoch_3.pth').write_bytes(
+        (tmp_path / 'epoch_2.pth').read_bytes()[:50])
+    assert check_auto_resume(str(tmp_path)) == str(tmp_path / 'epoch_2.pth')
     (tmp_path / 'last_checkpoint').write_text('  \n')
+    assert check_auto_resume(str(tmp_path)) == str(tmp_path / 'epoch_2.pth')
+    # a pointer to a file that does not exist is refused
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_9.pth'))
     with pytest.raises(UserInputError) as exc:
         check_auto_resume(str(tmp_path))
     assert str(exc.value) == (
-        f'--resume: "{tmp_path}/last_checkpoint" is empty. Resume from an '
+        f'--resume: "{tmp_path}/last_checkpoint" names the checkpoint '
+        f'"{tmp_path}/epoch_9.pth", which does not exist. Resume from an '
         f'existing checkpoint with --resume {tmp_path}/epoch_<N>.pth.')
-    (tmp_path / 'epoch_1.pth').write_bytes(b'x')
+    # a valid pointer: mmengine follows it
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_1.pth'))
-    check_auto_resume(str(tmp_path))
+    assert check_auto_resume(str(tmp_path)) is None
 
 
 def test_setup_cpu_distributed_without_launcher_changes_nothing():
