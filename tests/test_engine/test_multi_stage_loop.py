@@ -118,3 +118,32 @@ def test_stage_at_and_validation_plan():
     validated = [e for e in range(8) if loop._should_validate(e)]
     # every 2nd epoch of the finetune stage (epochs 5, 7 0-based) + its end
     assert validated == [4, 6, 7]
+
+
+def _resume(plan_now, epoch, plan_saved=None):
+    from types import SimpleNamespace
+
+    from mmvireid.engine.hooks import StageSwitchHook
+    loop = MultiStageTrainLoop.__new__(MultiStageTrainLoop)
+    loop.stages = parse_stages(plan_now)
+    meta = dict(epoch=epoch)
+    if plan_saved is not None:
+        meta['stage_plan'] = plan_saved
+    runner = SimpleNamespace(_resume=True, train_loop=loop)
+    StageSwitchHook().after_load_checkpoint(runner, dict(meta=meta))
+
+
+def test_resume_checks_the_stage_plan():
+    from mmvireid.utils.tool_utils import UserInputError
+    plan = [dict(name='prompt', epochs=4), dict(name='finetune', epochs=6)]
+    # the stage in progress (finetune, 2 of 6 epochs done) may change length
+    _resume([plan[0], dict(name='finetune', epochs=3)], 6, plan)
+    _resume(plan, 10, plan)  # finished: a warning, nothing to train
+    with pytest.raises(UserInputError, match='past the end of this config'):
+        _resume([plan[0], dict(name='finetune', epochs=1)], 6, plan)
+    # a finished stage of another length, or another order: refused
+    with pytest.raises(UserInputError, match=r'was trained with the stage '
+                       r'plan \[prompt 4, finetune 6\]'):
+        _resume([dict(name='prompt', epochs=3), plan[1]], 6, plan)
+    with pytest.raises(UserInputError, match='does not repeat'):
+        _resume([plan[1], plan[0]], 6, plan)

@@ -1,6 +1,7 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """Drive multi-stage training: switch the model, the data and the RNG."""
 import copy
+import logging
 import math
 from contextlib import nullcontext
 from typing import Dict, Iterator, List, Optional, Tuple
@@ -181,6 +182,67 @@ class StageSwitchHook(Hook):
         self._check_num_classes(model, loop.dataloader.dataset)
         self._image_loader = loop.dataloader
         self.current_stage = None
+
+    # -------------------------------------------------- checkpoints
+    @staticmethod
+    def _plan(loop) -> List[dict]:
+        return [dict(name=s.name, epochs=s['epochs']) for s in loop.stages]
+
+    def before_save_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
+        loop = runner.train_loop
+        if hasattr(loop, 'stages'):
+            checkpoint.setdefault('meta', {})['stage_plan'] = self._plan(loop)
+
+    def after_load_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
+        """Refuse to resume a checkpoint that this stage plan cannot
+        continue: saved past the plan's end, or saved by a plan whose
+        finished part differs (another order, names or lengths)."""
+        if not getattr(runner, '_resume', False):
+            return
+        loop = runner.train_loop
+        meta = checkpoint.get('meta') or {}
+        epoch = meta.get('epoch')
+        if not hasattr(loop, 'stages') or epoch is None:
+            return
+        from mmvireid.utils.tool_utils import UserInputError
+        plan = self._plan(loop)
+        text = ', '.join(f'{s["name"]} {s["epochs"]}' for s in plan)
+        end = loop.stages[-1].end
+        if epoch > end:
+            raise UserInputError(
+                f'The checkpoint to resume was saved after epoch {epoch}, '
+                f'past the end of this config\'s stage plan ({text}: {end} '
+                'epochs). Lengthen a stage (train_cfg.stages) to train on, '
+                'or evaluate the checkpoint with tools/test.py.')
+        saved = meta.get('stage_plan')
+        if saved:
+            started_saved = [
+                span for span in _spans(saved) if span[1] < epoch
+            ]
+            started_now = [span for span in _spans(plan) if span[1] < epoch]
+            # the same stages started at the same epochs, and every stage
+            # the checkpoint had finished has the same length now (the one
+            # in progress may be lengthened or shortened)
+            same = [(n, b) for n, b, _ in started_saved] == \
+                [(n, b) for n, b, _ in started_now] and all(
+                    old_end == new_end
+                    for (_, _, old_end), (_, _, new_end) in zip(
+                        started_saved, started_now) if old_end <= epoch)
+            if not same:
+                saved_text = ', '.join(f'{s["name"]} {s["epochs"]}'
+                                       for s in saved)
+                raise UserInputError(
+                    f'The checkpoint to resume (epoch {epoch}) was trained '
+                    f'with the stage plan [{saved_text}], whose first '
+                    f'{epoch} epochs this config\'s plan [{text}] does not '
+                    'repeat. Resume with the plan it was trained with; only '
+                    'the stage in progress and later ones may change.')
+        if epoch == end:
+            print_log(
+                f'The checkpoint to resume already finished the stage plan '
+                f'({text}): nothing is left to train.',
+                logger='current',
+                level=logging.WARNING)
 
     @staticmethod
     def _check_num_classes(model, dataset) -> None:
@@ -501,3 +563,12 @@ class StageSwitchHook(Hook):
                 part[i][step] for step in range(num_steps)
                 for part in per_rank if step < len(part[i])
             ]) for i in range(3))
+
+
+def _spans(plan: List[dict]) -> List[Tuple[str, int, int]]:
+    """``(name, begin, end)`` epochs of each stage of a plan."""
+    out, begin = [], 0
+    for stage in plan:
+        out.append((stage['name'], begin, begin + stage['epochs']))
+        begin += stage['epochs']
+    return out
