@@ -143,3 +143,37 @@ def test_errors(tmp_path, work_dir, capsys):
     assert tool.main(['plot_curve', str(work_dir), '--keys', 'nope']) == 1
     err = capsys.readouterr().err
     assert "none of the keys ['nope']" in err and "'loss'" in err
+
+
+@pytest.mark.parametrize(
+    'module',
+    [
+        'projects.example_project.models',  # the repo's example project
+        'my_lab.project_models',  # importable nowhere here
+    ])
+def test_stage_plan_of_a_config_with_custom_imports(tmp_path, monkeypatch,
+                                                    capsys, module):
+    """The stage plan is read without importing ``custom_imports``: no
+    ``PYTHONPATH=.`` needed, and a work dir copied elsewhere still plots."""
+    import sys
+    # as from another folder, without the repository root on sys.path
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'path', [
+        p
+        for p in sys.path if p not in ('', '.') and osp.abspath(p) != REPO_ROOT
+    ])
+    for name in [m for m in sys.modules if m.startswith('projects')]:
+        monkeypatch.delitem(sys.modules, name)
+    run = tmp_path / 'work' / '20240101_000000' / 'vis_data'
+    run.mkdir(parents=True)
+    (run /
+     'config.py').write_text(f'custom_imports = dict(imports=[{module!r}], '
+                             'allow_failed_imports=False)\n' + CONFIG)
+    (run /
+     'scalars.json').write_text(json.dumps(_train(1, 1, 9.0, 0.5)) + '\n')
+    assert tool.load_stages([str(run)]) == [
+        dict(name='prompt', begin=0, end=2),
+        dict(name='finetune', begin=2, end=4)
+    ]
+    assert 'cannot read the stage plan' not in capsys.readouterr().err
+    assert not any(m.startswith(module.split('.')[0]) for m in sys.modules)

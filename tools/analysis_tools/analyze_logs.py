@@ -98,14 +98,22 @@ def load_scalars(run_dirs: Sequence[str]) -> Tuple[List[dict], List[dict]]:
 
 def load_stages(run_dirs: Sequence[str]) -> List[dict]:
     """``[dict(name, begin, end)]`` (0-based epochs, end exclusive) from the
-    newest run's config, or ``[]`` when the run has no stage plan."""
+    newest run's config, or ``[]`` when the run has no stage plan.
+
+    The config's ``custom_imports`` are not imported (see below).
+    """
     for run in reversed(list(run_dirs)):
         cfg_file = osp.join(run, 'config.py')
         if not osp.isfile(cfg_file):
             continue
         from mmengine.config import Config
         try:
-            cfg = Config.fromfile(cfg_file)
+            # Only the stage plan is read: the modules of the config's
+            # ``custom_imports`` (a project's models, registered from
+            # outside the package) are not needed for it, and are often not
+            # importable where the logs are read (no ``PYTHONPATH=.``, a work
+            # dir copied to another machine).
+            cfg = Config.fromfile(cfg_file, import_custom_modules=False)
         except Exception as e:  # a broken dump must not stop the plot
             print(
                 f'warning: cannot read the stage plan from {cfg_file}: {e}',
