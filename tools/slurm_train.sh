@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Usage: [GPUS=8] tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args...]
+# PYTHON: the interpreter of the install on the compute nodes (default:
+# python, else python3), e.g. PYTHON=$PWD/.venv/bin/python.
 set -x
 
 PARTITION=$1
@@ -10,9 +12,20 @@ GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
-PY_ARGS=${@:5}
+TOOLS=$(dirname "$0")
 
-PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
+if [ -z "$PYTHON" ]; then
+    PYTHON=$(command -v python || command -v python3)
+fi
+if ! "$PYTHON" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("torch") is None)' 2>/dev/null; then
+    echo "ERROR: $0: the interpreter \"${PYTHON:-python}\" cannot import torch;" \
+        "set PYTHON to the python of your install," \
+        "e.g. PYTHON=\$PWD/.venv/bin/python bash $0 $*" >&2
+    exit 1
+fi
+
+# srun starts one task per GPU; each runs train.py with this interpreter.
+PYTHONPATH="$TOOLS/..":$PYTHONPATH \
 srun -p ${PARTITION} \
     --job-name=${JOB_NAME} \
     --gres=gpu:${GPUS_PER_NODE} \
@@ -21,4 +34,4 @@ srun -p ${PARTITION} \
     --cpus-per-task=${CPUS_PER_TASK} \
     --kill-on-bad-exit=1 \
     ${SRUN_ARGS} \
-    python -u tools/train.py ${CONFIG} --work-dir=${WORK_DIR} --launcher="slurm" ${PY_ARGS}
+    "$PYTHON" -u "$TOOLS/train.py" "$CONFIG" --work-dir="$WORK_DIR" --launcher="slurm" "${@:5}"

@@ -39,7 +39,8 @@ def make_toy_data(root: str, num_ids: int = 12) -> str:
 def child_env(probe_dir: str, **extra: str) -> Dict[str, str]:
     """Environment of a training subprocess: one thread per process (two
     cores are shared, and it keeps CPU float results reproducible),
-    mmvireid and the probe importable, this interpreter's ``torchrun``
+    mmvireid and the probe importable, this interpreter as the launch
+    scripts' ``PYTHON`` (they run ``$PYTHON -m torch.distributed.run``) and
     first on PATH."""
     env = dict(os.environ)
     for key in ('PROBE_PAUSE_AT_ITER', 'PROBE_PAUSE_IN_SAVE'):
@@ -52,6 +53,7 @@ def child_env(probe_dir: str, **extra: str) -> Dict[str, str]:
         PATH=os.pathsep.join(
             [osp.dirname(sys.executable),
              env.get('PATH', '')]),
+        PYTHON=sys.executable,
         PROBE_DIR=probe_dir,
         PYTHONWARNINGS='ignore')
     env.update(extra)
@@ -70,7 +72,8 @@ def train_cmd(config: str, work_dir: str, *args: str) -> List[str]:
 
 def dist_train_cmd(config: str, work_dir: str, nproc: int, *args:
                    str) -> List[str]:
-    """``tools/dist_train.sh CONFIG NPROC --work-dir ...`` (torchrun)."""
+    """``tools/dist_train.sh CONFIG NPROC --work-dir ...`` (torch's
+    launcher)."""
     return [
         'bash', DIST_TRAIN, config,
         str(nproc), '--work-dir', work_dir, *args
