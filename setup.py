@@ -38,8 +38,15 @@ def parse_requirements(fname):
 
 def add_mim_extension():
     """Link (editable install) or copy ``configs`` and ``tools`` into
-    ``mmvireid/.mim`` so ``mim`` and ``mmvireid::`` config bases find them."""
-    if 'develop' in sys.argv or '--editable' in sys.argv:
+    ``mmvireid/.mim`` so ``mim`` and ``mmvireid::`` config bases find them.
+
+    ``pip install -e .`` runs ``setup.py editable_wheel`` (PEP 660) with
+    setuptools >= 64, and ``setup.py develop`` before; mmpretrain's setup.py
+    only looks for ``develop``, which left editable installs without
+    ``.mim``.
+    """
+    editable = ('develop', 'editable_wheel', '--editable')
+    if any(arg in sys.argv for arg in editable):
         mode = 'symlink'
     elif 'sdist' in sys.argv or 'bdist_wheel' in sys.argv:
         mode = 'copy'

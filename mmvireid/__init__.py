@@ -41,4 +41,10 @@ assert (digit_version(mmengine_minimum_version) <= mmengine_version
     f'mmvireid. Please install mmengine>={mmengine_minimum_version}, '
     f'<{mmengine_maximum_version}.')
 
+# ``mmvireid::`` config paths (``_base_`` files, mmengine.hub.get_config)
+# resolve once mmvireid is imported; see config_scope.py.
+from .config_scope import register_config_scope  # noqa: E402
+
+register_config_scope()
+
 __all__ = ['__version__', 'version_info']
