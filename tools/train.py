@@ -16,7 +16,8 @@ from mmvireid.utils.tool_utils import (AMP_CHOICES, apply_amp,
                                        check_resume_checkpoint,
                                        disable_persistent_workers,
                                        preflight_config, preflight_datasets,
-                                       run_or_explain, setup_cpu_distributed)
+                                       preflight_training, run_or_explain,
+                                       setup_cpu_distributed)
 from mmvireid.utils.work_dir_lock import WorkDirLock
 
 
@@ -134,6 +135,7 @@ def main():
     def build_and_train():
         cfg = merge_args(Config.fromfile(args.config), args)
         preflight_config(cfg)
+        preflight_training(cfg)
         preflight_datasets(cfg)
         # torchrun on a machine without GPUs: gloo process group
         setup_cpu_distributed(cfg)

@@ -14,7 +14,8 @@ __all__ = [
     'AMP_CHOICES', 'stage_optim_wrapper_cfgs',
     'check_resume_checkpoint', 'check_auto_resume',
     'disable_persistent_workers', 'setup_cpu_distributed', 'explain_error',
-    'run_or_explain', 'UserInputError', 'closest_names', 'check_writable'
+    'run_or_explain', 'UserInputError', 'closest_names', 'check_writable',
+    'preflight_training'
 ]
 
 
@@ -161,6 +162,7 @@ def preflight_datasets(cfg,
             _check_listed_files(where, name, root, dataset)
         if where == 'train_dataloader.dataset':
             _check_train_sampler(cfg, where, name, dataset)
+            _check_num_classes(cfg, where, name, dataset)
 
 
 def _check_listed_files(where: str, name: str, root: str, dataset) -> None:
@@ -182,6 +184,20 @@ def _check_listed_files(where: str, name: str, root: str, dataset) -> None:
             'completely and that the split files belong to this copy.')
 
 
+def _check_num_classes(cfg, where: str, name: str, dataset) -> None:
+    """``model.num_classes`` must be the train set's number of identities
+    (checked again by StageSwitchHook; here before the model is built,
+    which for RN50 configs means before the CLIP download)."""
+    model = cfg.get('model') or {}
+    expected = model.get('num_classes') if hasattr(model, 'get') else None
+    found = getattr(dataset, 'metainfo', {}).get('num_classes')
+    if expected is not None and found is not None and expected != found:
+        raise UserInputError(
+            f'model.num_classes={expected} but {where} ({name}) has {found} '
+            f'train identities; set model.num_classes={found} in the config '
+            f'(or --cfg-options model.num_classes={found}).')
+
+
 def _check_train_sampler(cfg, where: str, name: str, dataset) -> None:
     """Build the train sampler once: e.g. CrossModalIdentitySampler refuses
     identities with images in one modality only, naming their labels."""
@@ -196,13 +212,29 @@ def _check_train_sampler(cfg, where: str, name: str, dataset) -> None:
     # starts, so per-rank limits are checked again when training starts
     default_args = dict(dataset=dataset, seed=0)
     try:
-        DATA_SAMPLERS.build(sampler_cfg, default_args=default_args)
+        sampler = DATA_SAMPLERS.build(sampler_cfg, default_args=default_args)
     except (ValueError, KeyError) as e:
         msg = e.args[0] if e.args and isinstance(e.args[0], str) \
             else str(e)
         raise UserInputError(
             f'train_dataloader.sampler ({sampler_cfg.get("type")}) on '
             f'{where} ({name}): {msg}') from e
+    num_ids = getattr(sampler, 'num_ids', None)
+    num_instances = getattr(sampler, 'num_instances', None)
+    batch_size = cfg.train_dataloader.get('batch_size')
+    if num_ids is not None and num_instances is not None and \
+            batch_size is not None:
+        step = 2 * num_ids * num_instances
+        if batch_size != step:
+            # a batch must be one sampler step: its visible and infrared
+            # halves are aligned by position (CSDN, MSEL, the caches)
+            raise UserInputError(
+                f'train_dataloader.batch_size={batch_size}, but the '
+                f'{type(sampler).__name__} step is 2 x num_ids x '
+                f'num_instances = 2 x {num_ids} x {num_instances} = {step} '
+                'images (P identities x K images, visible then infrared, '
+                f'aligned by position). Set batch_size={step}, or change '
+                'num_ids / num_instances.')
 
 
 def _registries():
@@ -313,14 +345,51 @@ def preflight_config(cfg) -> None:
     walk({k: v for k, v in cfg.items()}, '')
 
 
+#: Top-level config keys that mmengine's Runner (``Runner.from_cfg``) or
+#: these tools read; any other top-level key is a plain variable of the
+#: config file.
+RUNNER_KEYS = frozenset({
+    'auto_scale_lr', 'custom_hooks', 'data_preprocessor', 'default_hooks',
+    'default_scope', 'env_cfg', 'experiment_name', 'launcher', 'load_from',
+    'log_level', 'log_processor', 'model', 'optim_wrapper', 'param_scheduler',
+    'randomness', 'resume', 'test_cfg', 'test_dataloader', 'test_evaluator',
+    'train_cfg', 'train_dataloader', 'val_cfg', 'val_dataloader',
+    'val_evaluator', 'visualizer', 'work_dir', 'model_wrapper_cfg', 'compile',
+    'find_unused_parameters', 'custom_imports', 'runner_type', 'sync_bn',
+    'efficient_conv_bn_eval', 'activation_checkpointing'
+})
+
+
+def _keys_holding(cfg, name: str) -> list:
+    """Dotted paths of the nested config keys called ``name``."""
+    found = []
+
+    def walk(node, where):
+        if isinstance(node, (dict, ConfigDict)):
+            for key, value in node.items():
+                path = f'{where}.{key}' if where else str(key)
+                if key == name and where:
+                    found.append(path)
+                walk(value, path)
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                walk(value, f'{where}.{i}')
+
+    walk({k: v for k, v in cfg.items() if k in RUNNER_KEYS}, '')
+    return found
+
+
 def check_cfg_options(cfg, options) -> None:
     """Refuse a ``--cfg-options`` key that looks like a misspelt config key.
 
-    ``--cfg-options`` may add keys (e.g. ``sync_bn=torch``), so a key that
-    is not in the config is only refused when an existing key at the same
-    place is a close spelling of it (``trian_cfg.max_epochs``,
-    ``model.num_clases``): a misspelt top-level key would otherwise be
-    ignored without a word.
+    ``--cfg-options`` may add nested keys (e.g.
+    ``model.image_encoder.frozen=True``), so such a key is only refused when
+    an existing key at the same place is a close spelling of it
+    (``trian_cfg.max_epochs``, ``model.num_clases``). At the top level,
+    where nothing but the Runner's keys is read, a new key is refused, and
+    so is a plain variable of the config file (``data_root=...``): it was
+    substituted when the file was read, so overriding it would change
+    nothing.
 
     Raises:
         UserInputError: Names the key and the existing one it resembles.
@@ -329,6 +398,31 @@ def check_cfg_options(cfg, options) -> None:
     if not options:
         return
     for full_key in options:
+        top = str(full_key).split('.')[0]
+        if top in cfg and top not in RUNNER_KEYS and '.' not in str(
+                full_key) and not isinstance(cfg[top], (dict, ConfigDict)):
+            users = _keys_holding(cfg, top)
+            hint = (f' Set the keys that use it instead: '
+                    f'{", ".join(f"{k}=..." for k in users[:4])}.'
+                    if users else '')
+            raise UserInputError(
+                f'--cfg-options {full_key}: "{top}" is a variable of the '
+                'config file, already substituted where the file uses it; '
+                'overriding it changes nothing the run reads.' + hint)
+        if top not in cfg and top not in RUNNER_KEYS:
+            close = difflib.get_close_matches(
+                top, [str(k) for k in cfg.keys()], n=1, cutoff=0.85)
+            if close:
+                raise UserInputError(
+                    f'--cfg-options {full_key}: the config has no key '
+                    f'"{top}". Did you mean "{close[0]}"?')
+            close = difflib.get_close_matches(
+                top, [str(k) for k in cfg.keys()] + sorted(RUNNER_KEYS), n=1,
+                cutoff=0.6)
+            raise UserInputError(
+                f'--cfg-options {full_key}: "{top}" is neither a key of the '
+                'config nor one the Runner reads, so it would be ignored.' +
+                (f' Did you mean "{close[0]}"?' if close else ''))
         node, walked = cfg, []
         for part in str(full_key).split('.'):
             if isinstance(node, (list, tuple)) and part.isdigit():
@@ -403,6 +497,27 @@ def setup_cpu_distributed(cfg) -> bool:
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     return True
+
+
+def preflight_training(cfg) -> None:
+    """Checks of a training config that need no dataset or model: the work
+    directory can be written, and every stage's ``feature_cache`` settings
+    are valid (otherwise refused only when the stage starts, possibly hours
+    in)."""
+    check_writable(cfg.work_dir, 'work_dir', is_dir=True)
+    from mmvireid.engine.hooks import StageSwitchHook
+    stages = (cfg.get('train_cfg') or {}).get('stages') or []
+    for i, stage in enumerate(stages):
+        cache = stage.get('feature_cache') if hasattr(stage, 'get') else None
+        if cache is None:
+            continue
+        try:
+            StageSwitchHook._check_cache_cfg(stage.get('name'), dict(cache))
+        except (KeyError, ValueError) as e:
+            msg = e.args[0] if e.args and isinstance(e.args[0], str) \
+                else str(e)
+            raise UserInputError(
+                f'train_cfg.stages[{i}].feature_cache: {msg}') from e
 
 
 def check_writable(path: str, what: str, is_dir: bool) -> None:

@@ -291,7 +291,8 @@ def test_unknown_pipeline_type_in_a_list(toy, tmp_path, monkeypatch, capsys):
 
 def test_unknown_component_key_suggests_the_argument(toy, tmp_path,
                                                      monkeypatch, capsys):
-    cfg = write_config(tmp_path, toy, "model = dict(head=dict(pol='avg'))")
+    cfg = write_config(tmp_path, toy,
+                       "model = dict(num_classes=8, head=dict(pol='avg'))")
     code, err = run_train(monkeypatch, capsys, cfg, '--work-dir',
                           str(tmp_path / 'work'))
     assert code == 1
@@ -311,6 +312,56 @@ def test_misspelt_cfg_option_is_refused(toy, tmp_path, monkeypatch, capsys):
         'ERROR: --cfg-options trian_cfg.val_interval: the config has no key '
         '"trian_cfg". Did you mean "train_cfg"?')
     assert not osp.exists(work_dir)
+
+
+def test_data_root_variable_override_is_refused(toy, tmp_path, monkeypatch,
+                                                capsys):
+    work_dir = str(tmp_path / 'work')
+    code, err = run_train(monkeypatch, capsys, write_config(tmp_path, toy),
+                          '--work-dir', work_dir, '--cfg-options',
+                          'data_root=/elsewhere')
+    assert code == 1
+    assert error_of(err).startswith(
+        'ERROR: --cfg-options data_root: "data_root" is a variable of the '
+        'config file, already substituted where the file uses it')
+    assert not osp.exists(work_dir)
+
+
+@pytest.mark.parametrize('option, message', [
+    ('train_dataloader.batch_size=48',
+     'ERROR: train_dataloader.batch_size=48, but the '
+     'CrossModalIdentitySampler step is 2 x num_ids x num_instances = '
+     '2 x 4 x 4 = 32 images (P identities x K images, visible then '
+     'infrared, aligned by position). Set batch_size=32, or change num_ids '
+     '/ num_instances.'),
+    ('model.num_classes=9',
+     'ERROR: model.num_classes=9 but train_dataloader.dataset '
+     '(SYSUMM01Dataset) has 8 train identities; set model.num_classes=8 in '
+     'the config (or --cfg-options model.num_classes=8).'),
+    ('train_cfg.stages.0.feature_cache.mode=pairs',
+     'ERROR: train_cfg.stages[0].feature_cache: stage "prompt": '
+     "feature_cache.mode must be one of ('shuffled', 'paired', 'sampled'), "
+     "got 'pairs'"),
+])
+def test_training_settings_are_checked_first(toy, tmp_path, monkeypatch,
+                                             capsys, option, message):
+    work_dir = str(tmp_path / 'work')
+    code, err = run_train(monkeypatch, capsys, write_config(tmp_path, toy),
+                          '--work-dir', work_dir, '--cfg-options', option)
+    assert code == 1
+    assert error_of(err) == message
+    assert not osp.exists(work_dir)
+
+
+def test_unwritable_work_dir(toy, tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    code, err = run_train(monkeypatch, capsys, write_config(tmp_path, toy),
+                          '--work-dir', str(blocker / 'wd'))
+    assert code == 1
+    assert error_of(err) == (
+        f'ERROR: work_dir: cannot create "{blocker}/wd": "{blocker}" is a '
+        'file, not a folder.')
 
 
 # -------------------------------------------------------------- checkpoints

@@ -61,6 +61,20 @@ def test_cfg_options_may_add_keys_but_not_misspell_them():
     check_cfg_options(cfg, {'train_dataloader.num_batch_per_epoch': 2})
     check_cfg_options(cfg, {'model.loss_weights.i2t': 0.5})
     check_cfg_options(cfg, {'train_cfg.stages.1.epochs': 3})
+    # top level: only the Runner's keys are read
+    with pytest.raises(UserInputError) as exc:
+        check_cfg_options(cfg, {'data_root': '/data/other'})
+    assert str(exc.value) == (
+        '--cfg-options data_root: "data_root" is a variable of the config '
+        'file, already substituted where the file uses it; overriding it '
+        'changes nothing the run reads. Set the keys that use it instead: '
+        'train_dataloader.dataset.data_root=..., '
+        'val_dataloader.dataset.data_root=..., '
+        'test_dataloader.dataset.data_root=....')
+    with pytest.raises(UserInputError,
+                       match='"max_epochs" is neither a key of the config '
+                       'nor one the Runner reads'):
+        check_cfg_options(cfg, {'max_epochs': 3})
     cases = {
         'model.num_clases':
         '"model.num_clases". Did you mean '
