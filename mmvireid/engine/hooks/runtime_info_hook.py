@@ -177,7 +177,8 @@ class DeferredRuntimeInfoHook(RuntimeInfoHook):
                         f'got {type(value).__name__}')
                 entries.append((name, None, value))
         self._entries.extend(entries)
-        origin = (runner.iter, runner.epoch, _stage_of(runner))
+        origin = (getattr(runner, 'iter', -1), getattr(runner, 'epoch', -1),
+                  _stage_of(runner))
         self._origins.extend([origin] * len(entries))
         for group, values in stacks.items():
             self._parts.setdefault(group, []).append(torch.stack(values))
@@ -246,11 +247,12 @@ class DeferredRuntimeInfoHook(RuntimeInfoHook):
         if self.interval is not None:
             intervals.add(self.interval)
         self.flush_intervals = tuple(sorted(intervals or {FALLBACK_INTERVAL}))
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        # read by the models' train_step (mmvireid.engine.model_wrappers.
-        # update_params_or_skip)
-        model.skip_nonfinite_steps = self.nonfinite_loss == 'skip'
+        model = getattr(runner, 'model', None)
+        model = model.module if is_model_wrapper(model) else model
+        if model is not None:
+            # read by the models' train_step (mmvireid.engine.
+            # model_wrappers.update_params_or_skip)
+            model.skip_nonfinite_steps = self.nonfinite_loss == 'skip'
         super().before_train(runner)
 
     def before_train_epoch(self, runner) -> None:
@@ -290,6 +292,6 @@ class DeferredRuntimeInfoHook(RuntimeInfoHook):
 
 
 def _stage_of(runner) -> Optional[str]:
-    model = runner.model.module if is_model_wrapper(
-        runner.model) else runner.model
+    model = getattr(runner, 'model', None)
+    model = model.module if is_model_wrapper(model) else model
     return getattr(model, 'current_stage', None)
