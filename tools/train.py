@@ -4,6 +4,7 @@ import argparse
 import os
 import os.path as osp
 import sys
+import time
 
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.runner import Runner
@@ -11,13 +12,13 @@ from mmengine.utils import digit_version
 from mmengine.utils.dl_utils import TORCH_VERSION
 
 from mmvireid.utils import register_all_modules
-from mmvireid.utils.tool_utils import (AMP_CHOICES, apply_amp,
+from mmvireid.utils.tool_utils import (AMP_CHOICES, UserInputError, apply_amp,
                                        check_auto_resume, check_cfg_options,
                                        check_resume_checkpoint,
                                        disable_persistent_workers,
                                        preflight_config, preflight_datasets,
-                                       preflight_training, run_or_explain,
-                                       setup_cpu_distributed)
+                                       preflight_training, rehearsal_config,
+                                       run_or_explain, setup_cpu_distributed)
 from mmvireid.utils.work_dir_lock import WorkDirLock
 
 
@@ -56,6 +57,17 @@ def parse_args():
         '--no-persistent-workers',
         action='store_true',
         help='do not keep dataloader workers alive between epochs')
+    parser.add_argument(
+        '--rehearse',
+        nargs='?',
+        type=int,
+        const=5,
+        metavar='ITERS',
+        help='before a long run: train every stage for ITERS iterations '
+        '(default 5), with every stage switch, a checkpoint save, a resume '
+        'from it and an evaluation (one gallery draw), in '
+        '<work_dir>/rehearsal_<time>; the real work directory is not '
+        'touched')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -128,6 +140,29 @@ def merge_args(cfg, args):
     return cfg
 
 
+def rehearse(cfg, iters: int) -> None:
+    """Run every stage for a few iterations, save, resume, evaluate."""
+    if iters < 1:
+        raise UserInputError(f'--rehearse: ITERS must be >= 1, got {iters}')
+    work_dir = osp.join(cfg.work_dir,
+                        time.strftime('rehearsal_%Y%m%d_%H%M%S'))
+    plan = ', '.join(s['name'] for s in cfg.train_cfg.stages)
+    first = rehearsal_config(cfg, iters, work_dir)
+    first.experiment_name = 'rehearsal'
+    with WorkDirLock(work_dir, command=' '.join(sys.argv)):
+        Runner.from_cfg(first).train()
+        # resume from the first stage's checkpoint: the stage switches run
+        # again, this time from a restored state
+        second = rehearsal_config(cfg, iters, work_dir)
+        second.experiment_name = 'rehearsal_resume'
+        second.resume = True
+        second.load_from = osp.join(work_dir, 'epoch_1.pth')
+        Runner.from_cfg(second).train()
+    print(f'Rehearsal passed: stages [{plan}], {iters} iterations each; '
+          'checkpoint saved after every stage and resumed from the first; '
+          f'evaluated with one gallery draw. Files: {work_dir}')
+
+
 def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
@@ -139,6 +174,9 @@ def main():
         preflight_datasets(cfg)
         # torchrun on a machine without GPUs: gloo process group
         setup_cpu_distributed(cfg)
+        if args.rehearse is not None:
+            rehearse(cfg, args.rehearse)
+            return
         # one run per work directory (the first thing written)
         with WorkDirLock(cfg.work_dir, command=' '.join(sys.argv)):
             if 'runner_type' not in cfg:

@@ -15,7 +15,7 @@ __all__ = [
     'check_resume_checkpoint', 'check_auto_resume',
     'disable_persistent_workers', 'setup_cpu_distributed', 'explain_error',
     'run_or_explain', 'UserInputError', 'closest_names', 'check_writable',
-    'preflight_training'
+    'preflight_training', 'rehearsal_config'
 ]
 
 
@@ -499,12 +499,78 @@ def setup_cpu_distributed(cfg) -> bool:
     return True
 
 
+def rehearsal_config(cfg, iters: int, work_dir: str):
+    """The config of a rehearsal (``tools/train.py --rehearse``).
+
+    Every stage of the plan runs for one epoch of ``iters`` iterations
+    (feature caches, stage switches and ``T`` included), with a checkpoint
+    after every epoch and an evaluation at the end of every validating
+    stage with one gallery draw (``num_trials=1``), in ``work_dir``.
+
+    Args:
+        cfg (Config): The merged training config (not modified).
+        iters (int): Iterations per stage.
+        work_dir (str): Where the rehearsal writes.
+
+    Returns:
+        Config: The rehearsal's config.
+    """
+    import copy
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = work_dir
+    train_cfg = cfg.train_cfg
+    train_cfg.stages = [dict(stage, epochs=1) for stage in train_cfg.stages]
+    train_cfg.val_interval = 1
+    train_cfg.max_iters_per_epoch = iters
+    for name in ('val_evaluator', 'test_evaluator'):
+        evaluator = cfg.get(name)
+        if isinstance(evaluator, (dict, ConfigDict)) and \
+                'num_trials' in evaluator:
+            evaluator['num_trials'] = 1
+    checkpoint = cfg.default_hooks.get('checkpoint')
+    if isinstance(checkpoint, (dict, ConfigDict)):
+        checkpoint.update(interval=1, max_keep_ckpts=-1)
+    cfg.resume = False
+    cfg.load_from = None
+    return cfg
+
+
+def check_pretrained_files(cfg) -> None:
+    """Every ``pretrained`` of the model that names a local file must exist
+    (otherwise it fails when the weights are loaded, after the model is
+    built and the work directory written). Tags such as ``'openai'`` are
+    left to the loader."""
+    from mmvireid.models.utils.open_clip_builder import _looks_like_path
+
+    def walk(node, where):
+        if isinstance(node, (dict, ConfigDict)):
+            for key, value in node.items():
+                path = f'{where}.{key}'
+                if key == 'pretrained' and isinstance(value, str) and \
+                        '://' not in value and _looks_like_path(value) and \
+                        not osp.isfile(osp.expanduser(value)):
+                    raise UserInputError(
+                        f'{path}: the weights file "{value}" does not exist '
+                        f'(relative paths start at {osp.abspath(".")}). '
+                        'For the toy configs, run `python '
+                        'tools/pretrain_toy_clip.py --arch tiny_rn --out '
+                        'data/toy_clip/tiny_rn.pth` or set '
+                        'MMVIREID_TOY_CLIP_DIR.')
+                walk(value, path)
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                walk(value, f'{where}[{i}]')
+
+    walk(cfg.get('model'), 'model')
+
+
 def preflight_training(cfg) -> None:
     """Checks of a training config that need no dataset or model: the work
     directory can be written, and every stage's ``feature_cache`` settings
     are valid (otherwise refused only when the stage starts, possibly hours
     in)."""
     check_writable(cfg.work_dir, 'work_dir', is_dir=True)
+    check_pretrained_files(cfg)
     from mmvireid.engine.hooks import StageSwitchHook
     stages = (cfg.get('train_cfg') or {}).get('stages') or []
     for i, stage in enumerate(stages):

@@ -6,8 +6,9 @@ and a leaf config changes one list); switching the model and data between
 stages is :class:`~mmvireid.engine.hooks.StageSwitchHook`'s job.
 """
 import copy
+import itertools
 import logging
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 from mmengine.logging import print_log
 
@@ -170,6 +171,9 @@ class MultiStageTrainLoop(EpochBasedTrainLoop):
         val_interval (int): Validation interval within validating stages.
         shift_param_schedulers (bool): Whether to shift stage-keyed scheduler
             configs to absolute epochs. Defaults to True.
+        max_iters_per_epoch (int, optional): Stop every epoch after this
+            many iterations (``tools/train.py --rehearse``). Defaults to
+            None: whole epochs.
     """
 
     def __init__(self,
@@ -177,7 +181,14 @@ class MultiStageTrainLoop(EpochBasedTrainLoop):
                  dataloader: Union[DataLoader, Dict],
                  stages: Sequence[dict],
                  val_interval: int = 1,
-                 shift_param_schedulers: bool = True) -> None:
+                 shift_param_schedulers: bool = True,
+                 max_iters_per_epoch: Optional[int] = None) -> None:
+        if max_iters_per_epoch is not None and (
+                int(max_iters_per_epoch) != max_iters_per_epoch
+                or max_iters_per_epoch < 1):
+            raise ValueError('train_cfg.max_iters_per_epoch must be a '
+                             f'positive int, got {max_iters_per_epoch!r}')
+        self.max_iters_per_epoch = max_iters_per_epoch
         self.stages = parse_stages(stages)
         max_epochs = self.stages[-1].end
         val_stages = [s for s in self.stages if s['validate']]
@@ -202,6 +213,24 @@ class MultiStageTrainLoop(EpochBasedTrainLoop):
     def _shift_param_schedulers(self, runner) -> None:
         runner.param_schedulers = shift_stage_schedulers(
             runner.param_schedulers, self.stages)
+
+    def run_epoch(self) -> None:
+        """Iterate one epoch, or its first ``max_iters_per_epoch`` steps.
+
+        The cap is for rehearsals and smoke tests: mmengine's
+        ``num_batch_per_epoch`` slices the *dataset* to its first samples,
+        which an identity sampler cannot draw aligned visible/infrared
+        batches from, whereas this stops the sampler's own stream.
+        """
+        if self.max_iters_per_epoch is None:
+            return super().run_epoch()
+        self.runner.call_hook('before_train_epoch')
+        self.runner.model.train()
+        for idx, data_batch in enumerate(
+                itertools.islice(self.dataloader, self.max_iters_per_epoch)):
+            self.run_iter(idx, data_batch)
+        self.runner.call_hook('after_train_epoch')
+        self._epoch += 1
 
     def run(self):
         """Launch training: like the parent, with stage-aware validation."""
