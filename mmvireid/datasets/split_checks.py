@@ -5,7 +5,7 @@ The datasets list the images of a protocol from id lists, index files and
 folders. Three things there give wrong scores without any error, so they
 are checked wherever a split is built:
 
-* **Train / test overlap** (:func:`check_disjoint`): a person listed for
+* **Train / test overlap** (:func:`overlap_message`): a person listed for
   training and for testing is scored on images of someone the model was
   trained on. Always an error.
 * **Hidden files** (:func:`is_hidden`): ``.DS_Store``, macOS ``._*``
@@ -28,9 +28,9 @@ from typing import (Callable, Iterable, Iterator, List, Optional, Sequence,
 
 __all__ = [
     'SplitError', 'is_hidden', 'list_visible', 'format_ids', 'format_paths',
-    'pid_of_path', 'read_other_split', 'overlap_message', 'check_disjoint',
-    'TEST_ID_HINT', 'test_id_errors', 'empty_folder_message', 'decode_image',
-    'decode_images', 'report_undecodable', 'quiet_current_logger'
+    'pid_of_path', 'read_other_split', 'overlap_message', 'TEST_ID_HINT',
+    'test_id_errors', 'empty_folder_message', 'decode_image', 'decode_images',
+    'report_undecodable', 'quiet_current_logger'
 ]
 
 
@@ -135,17 +135,6 @@ def overlap_message(dataset: str,
             '; '.join(parts) + '. The test would score people the model '
             'was trained on; remove these ids from the training or the test '
             'list (the official splits share no identity).')
-
-
-def check_disjoint(dataset: str,
-                   train: Sequence[Tuple[str, Iterable]],
-                   test: Tuple[str, Iterable],
-                   fmt: Callable = str) -> None:
-    """Raise :class:`SplitError` with :func:`overlap_message` when the
-    training and test identities overlap (same arguments)."""
-    msg = overlap_message(dataset, train, test, fmt)
-    if msg is not None:
-        raise SplitError(msg)
 
 
 #: The end of the messages on listed test ids without images.
