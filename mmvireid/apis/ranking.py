@@ -4,7 +4,7 @@
 The scores are those :class:`~mmvireid.evaluation.VIReIDMetric` ranks by:
 the dot product of the (L2-normalised) retrieval features, i.e. the cosine
 similarity, higher is better. The optional protocol filter drops the gallery
-items a protocol never lets a query see (protocols.md §1):
+items a protocol never lets a query see (docs/en/protocols.md §1):
 
 * ``'sysu'``: a query from camera 3 drops every gallery item of camera 2,
   whatever its identity;
@@ -57,7 +57,7 @@ def protocol_keep_mask(protocol: str, q_pids: Sequence[Optional[int]],
     q_cam = _as_int_array(q_cams, 'camera ids', protocol)
     g_cam = _as_int_array(g_cams, 'camera ids', protocol)
     if protocol == 'sysu':
-        # The rule does not look at identities (protocols.md §1).
+        # The rule does not look at identities (docs/en/protocols.md §1).
         drop = (q_cam[:, None] == 3) & (g_cam[None, :] == 2)
     else:
         q_pid = _as_int_array(q_pids, 'person ids', protocol)

@@ -55,8 +55,8 @@ def read_id_file(path: str) -> List[str]:
 
     Only the **first line** is read; every id is parsed as an int and written
     back zero-padded to 4 digits. Duplicates are kept and the list is sorted
-    **as strings** (protocols.md §2), which equals the numeric order for ids
-    below 10000.
+    **as strings** (docs/en/protocols.md §2), which equals the numeric order
+    for ids below 10000.
 
     Args:
         path (str): e.g. ``<root>/exp/test_id.txt``.

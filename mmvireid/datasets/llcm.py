@@ -41,7 +41,7 @@ def camera_from_path(rel_path: str) -> int:
 class LLCMDataset(BaseVIReIDDataset):
     """LLCM, with the file selection of DEEN's ``data_manager.py``.
 
-    Splits (protocols.md §4):
+    Splits (docs/en/protocols.md §4):
 
     - ``'train'``: ``idx/train_vis.txt`` items then ``idx/train_nir.txt``
       items, in file order (lines ``relative/path label``). Labels are

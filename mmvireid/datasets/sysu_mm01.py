@@ -30,7 +30,7 @@ GALLERY_CAMS = dict(all=(1, 2, 4, 5), indoor=(1, 2))
 class SYSUMM01Dataset(BaseVIReIDDataset):
     """SYSU-MM01, with the file selection of the reference code.
 
-    Splits (protocols.md §2):
+    Splits (docs/en/protocols.md §2):
 
     - ``'train'``: the ids of the first line of ``exp/train_id.txt`` followed
       by those of ``exp/val_id.txt`` (395 ids), as ``pre_process_sysu.py``

@@ -1,5 +1,5 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
-"""LLCM selection against a reference-style walk (protocols.md §4).
+"""LLCM selection against a reference-style walk (docs/en/protocols.md §4).
 
 The reference parses tags by splitting the whole path at its first 'cam', so
 the restated reference runs inside the data root with a relative path (''),

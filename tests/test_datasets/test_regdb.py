@@ -1,5 +1,6 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
-"""RegDB index files against a reference-style reader (protocols.md §3)."""
+"""RegDB index files against a reference-style reader
+(docs/en/protocols.md §3)."""
 import os
 import os.path as osp
 

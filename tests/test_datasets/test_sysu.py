@@ -2,9 +2,9 @@
 """SYSU-MM01 file selection against a reference-style walk of a fake tree.
 
 The ``ref_*`` functions below restate, in plain loops, what the public
-reference code does (protocols.md §2): ``os.listdir`` per folder, global
-``random.seed(trial)`` + ``random.choice``, and the fixed string offsets
-for the tags. Our dataset must give the same files in the same order.
+reference code does (docs/en/protocols.md §2): ``os.listdir`` per folder,
+global ``random.seed(trial)`` + ``random.choice``, and the fixed string
+offsets for the tags. Our dataset must give the same files in the same order.
 """
 import os
 import os.path as osp

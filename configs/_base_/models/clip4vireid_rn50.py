@@ -1,4 +1,4 @@
-# CLIP4VI-ReID (methods.md §3, docs/en/methods/clip4vireid.md) with an OpenAI
+# CLIP4VI-ReID (docs/en/methods/clip4vireid.md) with an OpenAI
 # CLIP RN50 (layer4 stride 1), 288x144 input, one image encoder shared by both
 # modalities. ViT-B/16 is a swap of clip_arch to 'ViT-B-16' (plus stride_size;
 # both CLIPs embed text tokens in 512, so embed_width stays).

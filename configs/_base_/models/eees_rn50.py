@@ -1,9 +1,10 @@
-# EEES (methods.md §2) on a CSDN-style OpenAI CLIP RN50: 288x144 input,
-# modality-specific stems (visible / infrared copies of conv1..avgpool) in
-# front of a shared body, layer4 stride 1, GeM + BNNeck head. The baseline
-# fine-tuning losses follow CSDN (plain CE, WRT triplet); ESE, CVSC and CMSP
-# work on the projected feature v (attention-pool output, 1024-d = the text
-# embedding) against the frozen features of each image's own description.
+# EEES (docs/en/methods/eees.md) on a CSDN-style OpenAI CLIP RN50: 288x144
+# input, modality-specific stems (visible / infrared copies of
+# conv1..avgpool) in front of a shared body, layer4 stride 1, GeM + BNNeck
+# head. The baseline fine-tuning losses follow CSDN (plain CE, WRT triplet);
+# ESE, CVSC and CMSP work on the projected feature v (attention-pool output,
+# 1024-d = the text embedding) against the frozen features of each image's
+# own description.
 # A ViT-B/16 is a swap of clip_arch (and input_size / stride_size).
 _base_ = ['./clip_vireid_rn50.py']
 # The CLIP RN50 of clip_vireid_rn50.py (ImageNet normalisation, 288x144,

@@ -1,4 +1,4 @@
-# The three stages of CSDN's main.py (reference_methods.md §3):
+# The three stages of CSDN's main.py (docs/en/methods/csdn.md):
 #   prompt   — the two prompt learners, on paired cached features;
 #   fusion   — the SII fusion, on cached features of both modalities (the
 #              reference runs it for stage1_train_epochs = 60 epochs);

@@ -1,4 +1,4 @@
-# EEES on the CSDN recipe (reference_methods.md §3), two stages:
+# EEES on the CSDN recipe (docs/en/methods/csdn.md), two stages:
 #   prompt   — only the ID prompt tokens train, on cached image features;
 #   finetune — image encoder + head train, text encoder frozen, with the
 #              description losses (ESE, CVSC, CMSP) on top of the baseline.

@@ -1,6 +1,7 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """Cross-modal alignment of identity-level similarity distributions over text
-features (CLIP4VI-ReID's HSA stage, our design: methods.md §3)."""
+features (CLIP4VI-ReID's HSA stage, our design:
+docs/en/methods/clip4vireid.md)."""
 import math
 from typing import Tuple
 

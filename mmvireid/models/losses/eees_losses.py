@@ -1,5 +1,6 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
-"""The image-description losses of EEES (methods.md §2): ESE, CVSC, CMSP.
+"""The image-description losses of EEES: ESE, CVSC, CMSP
+(docs/en/methods/eees.md).
 
 EEES has no public code; these are our formulations of the three modules its
 abstract names, each documented with its formula below. All three take

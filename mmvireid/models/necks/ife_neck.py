@@ -1,6 +1,6 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """CLIP4VI-ReID's infrared feature embedding (IFE) neck (our design,
-methods.md §3)."""
+docs/en/methods/clip4vireid.md)."""
 from typing import Optional, Union
 
 import torch

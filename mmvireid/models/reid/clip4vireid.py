@@ -1,6 +1,6 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """CLIP4VI-ReID: text semantic generation, infrared feature embedding and
-high-level semantic alignment (our design from the abstract, methods.md §3;
+high-level semantic alignment (our design from the abstract;
 docs/en/methods/clip4vireid.md lists every choice)."""
 import copy
 from typing import Dict, List, Optional

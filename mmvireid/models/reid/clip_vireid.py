@@ -1,5 +1,6 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
-"""CLIP-VIReID: CLIP-ReID moved to two modalities (methods.md §0)."""
+"""CLIP-VIReID: CLIP-ReID moved to two modalities
+(docs/en/methods/clip_vireid.md)."""
 import copy
 from typing import Dict, List, Optional, Sequence
 

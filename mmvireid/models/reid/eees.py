@@ -1,5 +1,6 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
-"""EEES: Embedding and Enriching Explicit Semantics (methods.md §2)."""
+"""EEES: Embedding and Enriching Explicit Semantics
+(docs/en/methods/eees.md)."""
 import hashlib
 from typing import Dict, List, Optional
 

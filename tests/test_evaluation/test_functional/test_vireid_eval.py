@@ -1,6 +1,6 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """eval_sysu / eval_llcm / eval_regdb: hand-worked cases for every rule of
-protocols.md section 1, and exact agreement with a per-query loop written
+docs/en/protocols.md §1, and exact agreement with a per-query loop written
 the way the reference code scores queries."""
 import numpy as np
 import pytest
