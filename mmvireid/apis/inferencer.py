@@ -291,10 +291,14 @@ class VIReIDInferencer:
                 out.append(item)
             elif isinstance(item, str) and osp.isdir(item):
                 found = []
-                for root, _, files in os.walk(item):
+                for root, dirs, files in os.walk(item):
+                    # Hidden files (.DS_Store, macOS '._x.jpg' copies) and
+                    # folders are never images, whatever their extension.
+                    dirs[:] = [d for d in dirs if not d.startswith('.')]
                     found += [
                         osp.join(root, f) for f in files
                         if f.lower().endswith(IMG_EXTENSIONS)
+                        and not f.startswith('.')
                     ]
                 if not found:
                     raise FileNotFoundError(
