@@ -15,6 +15,7 @@ from mmvireid.utils import register_all_modules
 from mmvireid.utils.tool_utils import (AMP_CHOICES, UserInputError, apply_amp,
                                        check_auto_resume, check_cfg_options,
                                        check_resume_checkpoint,
+                                       check_resume_compatible,
                                        disable_persistent_workers,
                                        preflight_config, preflight_datasets,
                                        preflight_training, rehearsal_config,
@@ -137,6 +138,15 @@ def merge_args(cfg, args):
         fallback = check_auto_resume(cfg.work_dir)
         if fallback is not None:
             cfg.load_from = fallback
+    if cfg.get('resume'):
+        target = cfg.get('load_from')
+        pointer = osp.join(cfg.work_dir, 'last_checkpoint')
+        if target is None and osp.isfile(pointer):
+            with open(pointer) as f:
+                target = f.read().strip() or None
+        if target is not None and '://' not in target:
+            # before anything is written: this method, a continuable plan
+            check_resume_compatible(cfg, target)
     return cfg
 
 

@@ -106,12 +106,16 @@ def resume_safe_globals() -> List[Any]:
     return allowed
 
 
-def safe_load_checkpoint(filename: str, map_location=None) -> Any:
+def safe_load_checkpoint(filename: str,
+                         map_location=None,
+                         mmap: bool = False) -> Any:
     """Load a local checkpoint with torch's safe unpickler.
 
     Args:
         filename (str): Path of a ``.pth`` file.
         map_location: Same as :func:`torch.load`.
+        mmap (bool): Map the tensors instead of reading them (zip-format
+            checkpoints), for a quick look at ``meta``. Defaults to False.
 
     Returns:
         The unpickled checkpoint (usually a dict).
@@ -139,7 +143,10 @@ def safe_load_checkpoint(filename: str, map_location=None) -> Any:
     try:
         with torch.serialization.safe_globals(resume_safe_globals()):
             return torch.load(
-                filename, map_location=map_location, weights_only=True)
+                filename,
+                map_location=map_location,
+                weights_only=True,
+                mmap=mmap and head.startswith(_ZIP_MAGIC))
     except pickle.UnpicklingError as e:
         if not _names_a_global(str(e)):
             # a broken pickle stream, not a forbidden object

@@ -15,7 +15,7 @@ __all__ = [
     'check_resume_checkpoint', 'check_auto_resume',
     'disable_persistent_workers', 'setup_cpu_distributed', 'explain_error',
     'run_or_explain', 'UserInputError', 'closest_names', 'check_writable',
-    'preflight_training', 'rehearsal_config'
+    'preflight_training', 'rehearsal_config', 'check_resume_compatible'
 ]
 
 
@@ -718,6 +718,31 @@ def check_resume_checkpoint(path: str) -> None:
             'checkpoint of the same work directory.')
 
 
+def check_resume_compatible(cfg, path: str) -> None:
+    """Before anything is written: the checkpoint to resume must come from
+    this config's method (the model type in its saved config) and from a
+    stage plan this one can continue (:func:`check_resume_plan`). Its
+    tensors are compared with the model when the Runner loads it."""
+    from mmvireid.engine.hooks.stage_switch_hook import check_resume_plan
+    from mmvireid.utils.checkpoint import (CheckpointMismatchError,
+                                           checkpoint_model_type,
+                                           safe_load_checkpoint)
+    checkpoint = safe_load_checkpoint(path, map_location='cpu', mmap=True)
+    if not isinstance(checkpoint, dict):
+        return
+    saved = checkpoint_model_type(checkpoint)
+    own = (cfg.get('model') or {}).get('type')
+    if saved and isinstance(own, str) and \
+            saved.split('.')[-1] != own.split('.')[-1]:
+        raise CheckpointMismatchError(
+            f'--resume: checkpoint "{path}" was saved by a {saved} model, '
+            f'but this config trains a {own}. Resume with the config it '
+            'was trained with, or start a new work directory.')
+    stages = (cfg.get('train_cfg') or {}).get('stages')
+    if stages:
+        check_resume_plan(stages, checkpoint.get('meta') or {})
+
+
 def disable_persistent_workers(cfg, force: bool = False) -> None:
     """``persistent_workers`` is invalid with ``num_workers=0``: drop it."""
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
@@ -774,10 +799,10 @@ def explain_error(error: BaseException) -> Optional[str]:
     unsafe checkpoints and undecodable images.
     """
     from mmvireid.datasets.transforms import CorruptImageError
-    from mmvireid.engine.hooks import NonFiniteLossError
+    from mmvireid.engine.hooks import DiskFullError, NonFiniteLossError
     from mmvireid.utils.checkpoint import (CorruptCheckpointError,
                                            UnsafeCheckpointError)
-    if isinstance(error, (UserInputError, NonFiniteLossError)):
+    if isinstance(error, (UserInputError, NonFiniteLossError, DiskFullError)):
         return str(error)
     if isinstance(error, FileNotFoundError):
         return error.args[0] if error.args and isinstance(error.args[0],

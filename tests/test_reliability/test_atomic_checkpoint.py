@@ -268,3 +268,39 @@ def test_strict_shapes_false_only_relaxes_load_from():
     with pytest.raises(
             CheckpointShapeError, match='strict_shapes=False to load'):
         strict.after_load_checkpoint(_fake_runner(_head(7), False), ckpt)
+
+
+def test_disk_full_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import errno
+
+    from mmvireid.engine.hooks import DiskFullError
+    from mmvireid.engine.hooks import checkpoint_hook as module
+    from mmvireid.utils.tool_utils import explain_error
+    path = tmp_path / 'epoch_3.pth'
+    path.write_bytes(b'previous')
+    real_fdopen = module.os.fdopen
+
+    class _Full:
+
+        def __init__(self, fd):
+            self.f = real_fdopen(fd, 'wb')
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(module.os, 'fdopen', lambda fd, mode: _Full(fd))
+    with pytest.raises(DiskFullError) as exc:
+        atomic_write(str(path), b'new checkpoint')
+    assert str(exc.value) == (
+        f'No space left on device while writing "{path}" (14 bytes): free '
+        'space on that disk or move work_dir elsewhere. The previous version '
+        'of the file, if any, is unchanged')
+    assert explain_error(exc.value) == str(exc.value)
+    assert path.read_bytes() == b'previous'
+    assert os.listdir(tmp_path) == ['epoch_3.pth']  # no temporary left

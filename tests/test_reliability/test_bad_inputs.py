@@ -542,3 +542,42 @@ def test_code_executing_weights_never_run(tmp_path, loader):
                            match=f'Refusing to load checkpoint {path}'):
             CheckpointLoader.load_checkpoint(path, map_location='cpu')
     assert not marker.exists()
+
+
+def test_resume_from_another_methods_checkpoint_is_refused_first(
+        toy, tmp_path, monkeypatch, capsys):
+    ckpt = str(tmp_path / 'eees.pth')
+    torch.save(
+        dict(meta=dict(epoch=1, cfg="model = dict(type='EEES')",
+                       stage_plan=[dict(name='prompt', epochs=1),
+                                   dict(name='finetune', epochs=1)]),
+             state_dict={}), ckpt)
+    work_dir = str(tmp_path / 'work')
+    code, err = run_train(monkeypatch, capsys, write_config(tmp_path, toy),
+                          '--work-dir', work_dir, '--resume', ckpt)
+    assert code == 1
+    assert error_of(err) == (
+        f'ERROR: --resume: checkpoint "{ckpt}" was saved by a EEES model, '
+        'but this config trains a CLIPVIReID. Resume with the config it was '
+        'trained with, or start a new work directory.')
+    assert not osp.exists(work_dir)
+
+
+def test_resume_with_another_stage_plan_is_refused_first(
+        toy, tmp_path, monkeypatch, capsys):
+    ckpt = str(tmp_path / 'plan.pth')
+    torch.save(
+        dict(meta=dict(epoch=2, stage_plan=[dict(name='prompt', epochs=2),
+                                            dict(name='finetune', epochs=3)]),
+             state_dict={}), ckpt)
+    work_dir = str(tmp_path / 'work')
+    code, err = run_train(monkeypatch, capsys, write_config(tmp_path, toy),
+                          '--work-dir', work_dir, '--resume', ckpt)
+    assert code == 1
+    assert error_of(err) == (
+        'ERROR: The checkpoint to resume (epoch 2) was trained with the stage '
+        'plan [prompt 2, finetune 3], whose first 2 epochs this config\'s '
+        'plan [prompt 1, finetune 1] does not repeat. Resume with the plan it '
+        'was trained with; only the stage in progress and later ones may '
+        'change.')
+    assert not osp.exists(work_dir)

@@ -1,11 +1,12 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 from .checkpoint_hook import (AtomicCheckpointHook, AtomicLocalBackend,
-                              CheckpointShapeError, atomic_write)
+                              CheckpointShapeError, DiskFullError,
+                              atomic_write)
 from .runtime_info_hook import DeferredRuntimeInfoHook, NonFiniteLossError
 from .stage_switch_hook import StageSwitchHook
 
 __all__ = [
     'StageSwitchHook', 'AtomicCheckpointHook', 'AtomicLocalBackend',
-    'CheckpointShapeError', 'atomic_write', 'DeferredRuntimeInfoHook',
-    'NonFiniteLossError'
+    'CheckpointShapeError', 'DiskFullError', 'atomic_write',
+    'DeferredRuntimeInfoHook', 'NonFiniteLossError'
 ]

@@ -8,6 +8,7 @@ truncated file under the final name, and it deletes the checkpoint dropped by
 ``max_keep_ckpts`` *before* writing the new one, so with
 ``max_keep_ckpts=1`` a kill during saving left no valid checkpoint at all.
 """
+import errno
 import os
 import os.path as osp
 import re
@@ -27,7 +28,7 @@ from mmvireid.utils.tool_utils import UserInputError
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'CheckpointShapeError',
-    'atomic_write'
+    'DiskFullError', 'atomic_write'
 ]
 
 #: Suffix of the temporary files :func:`atomic_write` renames into place;
@@ -85,11 +86,18 @@ def atomic_write(path: str,
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.remove(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            # the bare "[Errno 28] No space left on device" names no file
+            raise DiskFullError(
+                e.errno, f'{os.strerror(e.errno)} while writing "{path}" '
+                f'({len(data)} bytes): free space on that disk or move '
+                'work_dir elsewhere. The previous version of the file, if '
+                'any, is unchanged', path) from e
         raise
     _fsync_dir(dirname)
 
@@ -124,6 +132,14 @@ class AtomicLocalBackend(LocalBackend):
 
 
 register_backend('atomic_local', AtomicLocalBackend, force=True)
+
+
+class DiskFullError(OSError):
+    """A write failed for lack of space (or quota); the message names the
+    file."""
+
+    def __str__(self) -> str:
+        return self.strerror
 
 
 class CheckpointShapeError(UserInputError):

@@ -195,54 +195,12 @@ class StageSwitchHook(Hook):
 
     def after_load_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
         """Refuse to resume a checkpoint that this stage plan cannot
-        continue: saved past the plan's end, or saved by a plan whose
-        finished part differs (another order, names or lengths)."""
+        continue (see :func:`check_resume_plan`)."""
         if not getattr(runner, '_resume', False):
             return
         loop = runner.train_loop
-        meta = checkpoint.get('meta') or {}
-        epoch = meta.get('epoch')
-        if not hasattr(loop, 'stages') or epoch is None:
-            return
-        from mmvireid.utils.tool_utils import UserInputError
-        plan = self._plan(loop)
-        text = ', '.join(f'{s["name"]} {s["epochs"]}' for s in plan)
-        end = loop.stages[-1].end
-        if epoch > end:
-            raise UserInputError(
-                f'The checkpoint to resume was saved after epoch {epoch}, '
-                f'past the end of this config\'s stage plan ({text}: {end} '
-                'epochs). Lengthen a stage (train_cfg.stages) to train on, '
-                'or evaluate the checkpoint with tools/test.py.')
-        saved = meta.get('stage_plan')
-        if saved:
-            started_saved = [
-                span for span in _spans(saved) if span[1] < epoch
-            ]
-            started_now = [span for span in _spans(plan) if span[1] < epoch]
-            # the same stages started at the same epochs, and every stage
-            # the checkpoint had finished has the same length now (the one
-            # in progress may be lengthened or shortened)
-            same = [(n, b) for n, b, _ in started_saved] == \
-                [(n, b) for n, b, _ in started_now] and all(
-                    old_end == new_end
-                    for (_, _, old_end), (_, _, new_end) in zip(
-                        started_saved, started_now) if old_end <= epoch)
-            if not same:
-                saved_text = ', '.join(f'{s["name"]} {s["epochs"]}'
-                                       for s in saved)
-                raise UserInputError(
-                    f'The checkpoint to resume (epoch {epoch}) was trained '
-                    f'with the stage plan [{saved_text}], whose first '
-                    f'{epoch} epochs this config\'s plan [{text}] does not '
-                    'repeat. Resume with the plan it was trained with; only '
-                    'the stage in progress and later ones may change.')
-        if epoch == end:
-            print_log(
-                f'The checkpoint to resume already finished the stage plan '
-                f'({text}): nothing is left to train.',
-                logger='current',
-                level=logging.WARNING)
+        if hasattr(loop, 'stages'):
+            check_resume_plan(loop.stages, checkpoint.get('meta') or {})
 
     @staticmethod
     def _check_num_classes(model, dataset) -> None:
@@ -572,3 +530,60 @@ def _spans(plan: List[dict]) -> List[Tuple[str, int, int]]:
         out.append((stage['name'], begin, begin + stage['epochs']))
         begin += stage['epochs']
     return out
+
+
+def check_resume_plan(stages, meta: dict) -> None:
+    """Refuse a resume that the stage plan ``stages`` cannot continue.
+
+    Args:
+        stages (list[dict]): This config's ``train_cfg.stages``.
+        meta (dict): The checkpoint's ``meta`` (``epoch``, and the
+            ``stage_plan`` it was trained with when it is a mmvireid one).
+
+    Raises:
+        UserInputError: The checkpoint was saved past the plan's end, or by
+            a plan whose finished part differs (another order, names or
+            lengths of finished stages; the stage in progress and later
+            ones may change). A finished plan only warns.
+    """
+    from mmvireid.engine.runner.multi_stage_loop import parse_stages
+    from mmvireid.utils.tool_utils import UserInputError
+    epoch = meta.get('epoch')
+    if epoch is None:
+        return
+    stages = parse_stages(stages)
+    plan = [dict(name=s.name, epochs=s['epochs']) for s in stages]
+    text = ', '.join(f'{s["name"]} {s["epochs"]}' for s in plan)
+    end = stages[-1].end
+    if epoch > end:
+        raise UserInputError(
+            f'The checkpoint to resume was saved after epoch {epoch}, past '
+            f'the end of this config\'s stage plan ({text}: {end} epochs). '
+            'Lengthen a stage (train_cfg.stages) to train on, or evaluate '
+            'the checkpoint with tools/test.py.')
+    saved = meta.get('stage_plan')
+    if saved:
+        started_saved = [span for span in _spans(saved) if span[1] < epoch]
+        started_now = [span for span in _spans(plan) if span[1] < epoch]
+        # the same stages started at the same epochs, and every stage the
+        # checkpoint had finished has the same length now
+        same = [(n, b) for n, b, _ in started_saved] == \
+            [(n, b) for n, b, _ in started_now] and all(
+                old_end == new_end
+                for (_, _, old_end), (_, _, new_end) in zip(
+                    started_saved, started_now) if old_end <= epoch)
+        if not same:
+            saved_text = ', '.join(f'{s["name"]} {s["epochs"]}'
+                                   for s in saved)
+            raise UserInputError(
+                f'The checkpoint to resume (epoch {epoch}) was trained with '
+                f'the stage plan [{saved_text}], whose first {epoch} epochs '
+                f'this config\'s plan [{text}] does not repeat. Resume with '
+                'the plan it was trained with; only the stage in progress and '
+                'later ones may change.')
+    if epoch == end:
+        print_log(
+            f'The checkpoint to resume already finished the stage plan '
+            f'({text}): nothing is left to train.',
+            logger='current',
+            level=logging.WARNING)
