@@ -170,3 +170,20 @@ def test_setup_cpu_distributed_refuses_slurm_without_gpus():
         '--launcher slurm needs CUDA GPUs, and none is available. On CPU, '
         'launch with torchrun (tools/dist_train.sh, --launcher pytorch), '
         'which uses the gloo backend.')
+
+
+def test_check_writable(tmp_path):
+    from mmvireid.utils.tool_utils import check_writable
+    # creatable paths pass: a new file in a new folder, an existing folder
+    check_writable(str(tmp_path / 'new' / 'results.json'), '--out', False)
+    check_writable(str(tmp_path), '--show-dir', True)
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    with pytest.raises(UserInputError) as exc:
+        check_writable(str(blocker / 'results.json'), '--out', False)
+    assert str(exc.value) == (
+        f'--out: cannot create "{blocker}/results.json": "{blocker}" is a '
+        'file, not a folder.')
+    with pytest.raises(UserInputError, match='is a folder; give a file'):
+        check_writable(str(tmp_path), '--out', False)
+
