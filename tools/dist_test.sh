@@ -14,15 +14,7 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 TOOLS=$(dirname "$0")
 
-if [ -z "$PYTHON" ]; then
-    PYTHON=$(command -v python || command -v python3)
-fi
-if ! "$PYTHON" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("torch") is None)' 2>/dev/null; then
-    echo "ERROR: $0: the interpreter \"${PYTHON:-python}\" cannot import torch;" \
-        "set PYTHON to the python of your install," \
-        "e.g. PYTHON=.venv/bin/python bash $0 $*" >&2
-    exit 1
-fi
+. "$TOOLS/find_python.sh" || exit 1
 
 PYTHONPATH="$TOOLS/..":$PYTHONPATH \
 "$PYTHON" -m torch.distributed.run \

@@ -14,15 +14,8 @@ CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
 TOOLS=$(dirname "$0")
 
-if [ -z "$PYTHON" ]; then
-    PYTHON=$(command -v python || command -v python3)
-fi
-if ! "$PYTHON" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("torch") is None)' 2>/dev/null; then
-    echo "ERROR: $0: the interpreter \"${PYTHON:-python}\" cannot import torch;" \
-        "set PYTHON to the python of your install," \
-        "e.g. PYTHON=\$PWD/.venv/bin/python bash $0 $*" >&2
-    exit 1
-fi
+PYTHON_EXAMPLE='$PWD/.venv/bin/python'
+. "$TOOLS/find_python.sh" || exit 1
 
 # srun starts one task per GPU; each runs test.py with this interpreter.
 PYTHONPATH="$TOOLS/..":$PYTHONPATH \

@@ -69,7 +69,8 @@ def tools_copy(tmp_path):
     """The four scripts next to recording train.py / test.py."""
     tools = tmp_path / 'tools'
     tools.mkdir()
-    for name in SCRIPTS:
+    # the scripts source find_python.sh from their folder
+    for name in SCRIPTS + ('find_python.sh', ):
         shutil.copy(osp.join(REPO_ROOT, 'tools', name), tools / name)
     for name in ('train.py', 'test.py'):
         (tools / name).write_text(RECORDER)
