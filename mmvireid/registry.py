@@ -86,7 +86,7 @@ MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmvireid.models']
 MODEL_WRAPPERS = Registry(
     'model_wrapper',
     parent=MMENGINE_MODEL_WRAPPERS,
-    locations=['mmvireid.engine'])
+    locations=['mmvireid.models'])
 WEIGHT_INITIALIZERS = Registry(
     'weight initializer',
     parent=MMENGINE_WEIGHT_INITIALIZERS,

@@ -321,7 +321,7 @@ def pretrain(arch: str,
 
 def _pretrain(arch, out, settings, num_ids, steps, batch_size, lr, seed,
               log_interval, eval_ids, workers) -> dict:
-    from mmvireid.engine.hooks import atomic_write
+    from mmvireid.utils.fileio import atomic_write
     from mmvireid.models.text import CLIPTextEncoder
     from mmvireid.models.utils.open_clip_builder import build_open_clip
     start = time.perf_counter()

@@ -11,9 +11,9 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from mmvireid.apis import init_model
-from mmvireid.engine.hooks import atomic_write
 from mmvireid.utils import register_all_modules
 from mmvireid.utils.checkpoint import load_model_checkpoint
+from mmvireid.utils.fileio import atomic_write
 from mmvireid.utils.tool_utils import (UserInputError, check_writable,
                                        disable_persistent_workers,
                                        preflight_config, preflight_datasets,

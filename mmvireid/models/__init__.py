@@ -7,3 +7,4 @@ from .necks import *  # noqa: F401,F403
 from .reid import *  # noqa: F401,F403
 from .text import *  # noqa: F401,F403
 from .utils import *  # noqa: F401,F403
+from .wrappers import *  # noqa: F401,F403

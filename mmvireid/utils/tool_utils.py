@@ -799,7 +799,8 @@ def explain_error(error: BaseException) -> Optional[str]:
     unsafe checkpoints and undecodable images.
     """
     from mmvireid.datasets.transforms import CorruptImageError
-    from mmvireid.engine.hooks import DiskFullError, NonFiniteLossError
+    from mmvireid.engine.hooks import NonFiniteLossError
+    from mmvireid.utils.fileio import DiskFullError
     from mmvireid.utils.checkpoint import (CorruptCheckpointError,
                                            UnsafeCheckpointError)
     if isinstance(error, (UserInputError, NonFiniteLossError, DiskFullError)):

@@ -19,12 +19,10 @@ from mmengine.hooks import CheckpointHook
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
-from mmvireid.engine.hooks import checkpoint_hook as ckpt_mod
-from mmvireid.engine.hooks.checkpoint_hook import (AtomicCheckpointHook,
-                                                   CheckpointShapeError,
-                                                   atomic_write,
-                                                   remove_stale_temp_files)
+from mmvireid.engine.hooks import AtomicCheckpointHook, CheckpointShapeError
+from mmvireid.utils import fileio as ckpt_mod
 from mmvireid.utils import register_all_modules, safe_load_checkpoint
+from mmvireid.utils.fileio import atomic_write, remove_stale_temp_files
 
 register_all_modules()
 
@@ -273,8 +271,8 @@ def test_strict_shapes_false_only_relaxes_load_from():
 def test_disk_full_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
     import errno
 
-    from mmvireid.engine.hooks import DiskFullError
-    from mmvireid.engine.hooks import checkpoint_hook as module
+    from mmvireid.utils import fileio as module
+    from mmvireid.utils.fileio import DiskFullError
     from mmvireid.utils.tool_utils import explain_error
     path = tmp_path / 'epoch_3.pth'
     path.write_bytes(b'previous')

@@ -721,7 +721,7 @@ def main(argv=None) -> None:
         estimate = estimate_recipe(results, loader, stages)
     print_estimate(estimate, loader)
     if args.out:
-        from mmvireid.engine.hooks.checkpoint_hook import atomic_write
+        from mmvireid.utils.fileio import atomic_write
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         payload = json.dumps(
             dict(meta=meta, steps=results, ratios=ratios, loader=loader,

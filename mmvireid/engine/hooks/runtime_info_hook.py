@@ -250,8 +250,8 @@ class DeferredRuntimeInfoHook(RuntimeInfoHook):
         model = getattr(runner, 'model', None)
         model = model.module if is_model_wrapper(model) else model
         if model is not None:
-            # read by the models' train_step (mmvireid.engine.
-            # model_wrappers.update_params_or_skip)
+            # read by the models' train_step (mmvireid.models.wrappers.
+            # update_params_or_skip)
             model.skip_nonfinite_steps = self.nonfinite_loss == 'skip'
         super().before_train(runner)
 

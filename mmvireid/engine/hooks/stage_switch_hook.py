@@ -19,7 +19,7 @@ from mmengine.utils import ProgressBar
 from torch.utils.data import DataLoader, Sampler
 
 from mmvireid.datasets.feature_cache import MODALITY_IDS, FeatureCacheDataset
-from mmvireid.engine.model_wrappers import current_optim_wrapper
+from mmvireid.models.wrappers import current_optim_wrapper
 from mmvireid.registry import DATASETS, HOOKS
 
 __all__ = ['StageSwitchHook', 'PairedCacheBatchSampler']

@@ -6,10 +6,9 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 
-from mmvireid.engine.model_wrappers import (current_optim_wrapper,
-                                            update_params_or_skip)
 from ..data_preprocessors import cam_tensor, modality_tensor
 from ..utils.checks import to_device
+from ..wrappers import current_optim_wrapper, update_params_or_skip
 
 __all__ = ['BaseStagedReID']
 
