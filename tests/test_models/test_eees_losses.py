@@ -71,7 +71,7 @@ def ref_cvsc(v, e, y, m, tau, w_kd, w_con):
     return w_kd * kd + w_con * con
 
 
-def ref_cmsp(v, e, y, m, anchor, level):
+def ref_cmsp(v, e, y, m, anchor, level, detach_intra=True):
     n = len(y)
 
     def d(i, j):  # image i, description j
@@ -85,11 +85,13 @@ def ref_cmsp(v, e, y, m, anchor, level):
             if not other:
                 continue
             if by_text:  # a is a description; j runs over images
-                gap = (sum(d(j, a) for j in other) / len(other) -
-                       sum(d(j, a) for j in same) / len(same))
+                inter = sum(d(j, a) for j in other) / len(other)
+                intra = sum(d(j, a) for j in same) / len(same)
             else:  # a is an image; j runs over descriptions
-                gap = (sum(d(a, j) for j in other) / len(other) -
-                       sum(d(a, j) for j in same) / len(same))
+                inter = sum(d(a, j) for j in other) / len(other)
+                intra = sum(d(a, j) for j in same) / len(same)
+            # the intra-modality distance is the target (no gradient)
+            gap = inter - (intra.detach() if detach_intra else intra)
             gaps.setdefault((int(y[a]), int(m[a])), []).append(gap)
         if not gaps:
             return None
@@ -387,12 +389,45 @@ def test_cmsp_sample_vs_identity_level():
 
 @pytest.mark.parametrize('anchor', ['text', 'image', 'both'])
 @pytest.mark.parametrize('level', ['sample', 'identity'])
-def test_cmsp_matches_reference(anchor, level):
+@pytest.mark.parametrize('detach_intra', [True, False])
+def test_cmsp_matches_reference(anchor, level, detach_intra):
     _check_against_ref(
         lambda v, e, y, m, **kw: cmsp_loss(v, e, y, m, **kw),
         lambda v, e, y, m, **kw: ref_cmsp(v, e, y, m, **kw),
         anchor=anchor,
-        level=level)
+        level=level,
+        detach_intra=detach_intra)
+
+
+def test_cmsp_intra_distance_is_a_detached_target():
+    """Without the stop-gradient CMSP also closes the gap from the other
+    end, pushing an image away from its own description. Detached (the
+    default), only the inter-modality distances are trained; the intra
+    ones are the target."""
+    # one identity: the visible text has a "colour" axis the IR one lacks;
+    # each image sits (almost) on its own description
+    e = torch.tensor([[1., 1., 0.], [1., 0., 0.2]], dtype=torch.float64)
+    y, m = torch.tensor([0, 0]), torch.tensor([0, 1])
+
+    def dist(a, b):
+        return 1 - F.cosine_similarity(a, b, dim=0).item()
+
+    def one_step(detach_intra):
+        v = torch.tensor([[1., 1., 0.], [1., 0., 0.]], dtype=torch.float64,
+                         requires_grad=True)
+        cmsp_loss(v, e, y, m, detach_intra=detach_intra).backward()
+        with torch.no_grad():
+            v -= v.grad
+        return dist(v[1], e[1]), dist(v[1], e[0]), dist(v[0], e[1])
+
+    before = dist(torch.tensor([1., 0., 0.]), e[1])
+    intra_old, *inter_old = one_step(detach_intra=False)
+    intra_new, *inter_new = one_step(detach_intra=True)
+    # the IR image leaves its own description less when it is the target
+    assert intra_old - before > 1.5 * (intra_new - before) > 0
+    # the inter-modality distances shrink as much either way
+    for old, new in zip(inter_old, inter_new):
+        assert new < 0.9 * 0.3 and abs(new - old) < 5e-3
 
 
 def test_cmsp_identity_level_is_distance_of_mean_features():
@@ -455,3 +490,12 @@ def test_registered_modules_apply_their_weights():
         torch.testing.assert_close(module(v, e, y, m), 2.5 * fn())
     assert isinstance(MODELS.build(dict(type='CVSCLoss')), CVSCLoss)
     assert 'anchor=' in repr(CMSPLoss())
+    # detach_intra is on by default; the switch restores the old form
+    assert CMSPLoss().detach_intra is True
+    old = MODELS.build(dict(type='CMSPLoss', detach_intra=False))
+    assert 'detach_intra=False' in repr(old)
+    vg = v.clone().requires_grad_(True)
+    old(vg, e, y, m).backward()
+    vr = v.clone().requires_grad_(True)
+    ref_cmsp(vr, e, y, m, 'both', 'sample', detach_intra=False).backward()
+    torch.testing.assert_close(vg.grad, vr.grad)

@@ -28,9 +28,13 @@ model = dict(
     # CSDN weighs triplet 0.15 and i2t 0.05 (visible) / 0.10 (infrared);
     # one i2t weight here, for both modalities.
     loss_weights=dict(id=1.0, triplet=0.15, i2t=0.1),
-    # Explicit semantics; the loss_weight of each is its lambda (1.0 each,
-    # chosen on the toy ablation, docs/en/methods/eees.md). Set a loss to
-    # None to switch it off (configs/eees_ablation/).
+    # Explicit semantics (the abstract's ESE, CVSC, CMSP); the loss_weight
+    # of each is its lambda. Chosen on the toy so that every term carries a
+    # measurable share of the gradient (tools/analysis_tools/
+    # loss_grad_share.py, docs/en/methods/eees.md): CMSP's squared gap is
+    # ~1e-2, so at weight 1 it had 1 % of the image-feature gradient; at 20
+    # it has 17 % at the start of fine-tuning. Set a loss to None to switch
+    # it off (configs/eees_ablation/).
     ese_loss=dict(
         type='ESELoss',
         temperature=0.07,
@@ -43,8 +47,13 @@ model = dict(
         distill_weight=1.0,
         contrast_weight=1.0,
         loss_weight=1.0),
+    # detach_intra: the intra-modality distance is the (constant) target
     cmsp_loss=dict(
-        type='CMSPLoss', anchor='both', level='sample', loss_weight=1.0),
+        type='CMSPLoss',
+        anchor='both',
+        level='sample',
+        detach_intra=True,
+        loss_weight=20.0),
     semantic_feature='proj',
     desc_batch_size=256,
     # Test as CSDN: concat(L2(BN(GeM f)), L2(v)) and the flipped image's.

@@ -1,6 +1,7 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
-"""The image-description losses of EEES: ESE, CVSC, CMSP
-(docs/en/methods/eees.md).
+"""The image-description losses of EEES (docs/en/methods/eees.md): ESE
+(Explicit Semantics Embedding), CVSC (Cross-View Semantics Compensation)
+and CMSP (Cross-Modality Semantics Purification), the abstract's names.
 
 EEES has no public code; these are our formulations of the three modules its
 abstract names, each documented with its formula below. All three take
@@ -98,7 +99,7 @@ def ese_loss(img_feats: Tensor,
              temperature: float = 0.07,
              symmetric: bool = True,
              cross_modal_positives: bool = True) -> Tensor:
-    r"""Explicit-semantics embedding loss: image <-> description SupCon.
+    r"""Explicit Semantics Embedding (ESE): image <-> description SupCon.
 
     With cosine similarities of L2-normalised features and positives chosen
     by identity (multi-positive, so the ``K`` views of an identity and their
@@ -159,8 +160,8 @@ def cvsc_loss(img_feats: Tensor,
               temperature: float = 0.1,
               distill_weight: float = 1.0,
               contrast_weight: float = 1.0) -> Tensor:
-    r"""Cross-view semantic consistency: multi-view matching distilled to
-    single views.
+    r"""Cross-View Semantics Compensation (CVSC): multi-view matching
+    distilled to single views.
 
     Groups ``g = (p, m)`` are the identities of the batch in each modality.
     The multi-view representations are the re-normalised means of the
@@ -247,16 +248,21 @@ CMSP_ANCHORS = ('text', 'image', 'both')
 CMSP_LEVELS = ('sample', 'identity')
 
 
-def _cmsp_gaps(dist: Tensor, same_id: Tensor, same_mod: Tensor,
-               dim: int) -> Tensor:
+def _cmsp_gaps(dist: Tensor,
+               same_id: Tensor,
+               same_mod: Tensor,
+               dim: int,
+               detach_intra: bool = True) -> Tensor:
     """Per-anchor ``d_inter - d_intra`` along ``dim`` of ``dist`` [B, B]
     (the masks on ``dist``'s device); meaningful for the anchors that have
-    both kinds of pairs only (see :func:`_cmsp_valid`)."""
+    both kinds of pairs only (see :func:`_cmsp_valid`). With
+    ``detach_intra`` the intra-modality distance is a constant target."""
     intra = same_id & same_mod
     inter = same_id & ~same_mod
     n_intra = intra.sum(dim).to(dist.dtype)
     n_inter = inter.sum(dim).to(dist.dtype)
-    d_intra = (dist * intra).sum(dim) / n_intra.clamp(min=1)
+    intra_dist = dist.detach() if detach_intra else dist
+    d_intra = (intra_dist * intra).sum(dim) / n_intra.clamp(min=1)
     d_inter = (dist * inter).sum(dim) / n_inter.clamp(min=1)
     return d_inter - d_intra
 
@@ -273,9 +279,10 @@ def cmsp_loss(img_feats: Tensor,
               labels: Tensor,
               modalities: Tensor,
               anchor: str = 'both',
-              level: str = 'sample') -> Tensor:
-    r"""Cross-modal semantic purification: inter-modality image-description
-    distances should equal intra-modality ones.
+              level: str = 'sample',
+              detach_intra: bool = True) -> Tensor:
+    r"""Cross-Modality Semantics Purification: inter-modality
+    image-description distances should come close to intra-modality ones.
 
     Pair distance :math:`d(v, e) = 1 - \hat v\cdot\hat e`. For an identity
     ``p``, intra-modality pairs are ``(v_vis, e_vis)`` and ``(v_ir, e_ir)``,
@@ -309,6 +316,14 @@ def cmsp_loss(img_feats: Tensor,
     penalises views that disagree with each other; the identity level only
     the identity's average.
 
+    **The intra-modality distance is the target.** By default it is
+    detached (``sg``), :math:`g_i = \bar d_{inter} - \mathrm{sg}[\bar
+    d_{intra}]`: the loss moves the inter-modality pairs towards the
+    intra-modality ones and never the reverse. Without the stop-gradient
+    (``detach_intra=False``, the earlier behaviour) the gap can also close
+    by pushing an image *away* from its own description, which works
+    against ESE.
+
     Anchors whose identity lacks the other modality in the batch are
     skipped; if none is left the loss is 0 (and still has a graph).
 
@@ -320,6 +335,8 @@ def cmsp_loss(img_feats: Tensor,
         anchor (str): ``'text'``, ``'image'`` or ``'both'``.
             Defaults to 'both'.
         level (str): ``'sample'`` or ``'identity'``. Defaults to 'sample'.
+        detach_intra (bool): Treat the intra-modality distances as a
+            constant target. Defaults to True.
 
     Returns:
         Tensor: A scalar.
@@ -360,7 +377,8 @@ def cmsp_loss(img_feats: Tensor,
         if anchor in (kind, 'both'):
             losses.append(
                 reduce(
-                    _cmsp_gaps(dist, same_id_d, same_mod_d, dim=dim),
+                    _cmsp_gaps(dist, same_id_d, same_mod_d, dim=dim,
+                               detach_intra=detach_intra),
                     _cmsp_valid(same_id, same_mod, dim=dim)))
     return sum(losses) / len(losses)
 
@@ -368,7 +386,7 @@ def cmsp_loss(img_feats: Tensor,
 # ----------------------------------------------------------------- modules
 @MODELS.register_module()
 class ESELoss(nn.Module):
-    """Explicit-semantics embedding loss, see :func:`ese_loss`.
+    """Explicit Semantics Embedding (ESE) loss, see :func:`ese_loss`.
 
     Args:
         temperature (float): Defaults to 0.07.
@@ -411,7 +429,8 @@ class ESELoss(nn.Module):
 
 @MODELS.register_module()
 class CVSCLoss(nn.Module):
-    """Cross-view semantic consistency loss, see :func:`cvsc_loss`.
+    """Cross-View Semantics Compensation (CVSC) loss, see
+    :func:`cvsc_loss`.
 
     Args:
         temperature (float): Defaults to 0.1.
@@ -452,18 +471,22 @@ class CVSCLoss(nn.Module):
 
 @MODELS.register_module()
 class CMSPLoss(nn.Module):
-    """Cross-modal semantic purification loss, see :func:`cmsp_loss`.
+    """Cross-Modality Semantics Purification loss, see :func:`cmsp_loss`.
 
     Args:
         anchor (str): ``'text'``, ``'image'`` or ``'both'``.
             Defaults to 'both'.
         level (str): ``'sample'`` or ``'identity'``. Defaults to 'sample'.
+        detach_intra (bool): The intra-modality distance is a detached
+            target (True) or is trained too (False, the earlier behaviour).
+            Defaults to True.
         loss_weight (float): :math:`\\lambda_{cmsp}`. Defaults to 1.0.
     """
 
     def __init__(self,
                  anchor: str = 'both',
                  level: str = 'sample',
+                 detach_intra: bool = True,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         if anchor not in CMSP_ANCHORS:
@@ -474,16 +497,18 @@ class CMSPLoss(nn.Module):
                              f'got {level!r}.')
         self.anchor = anchor
         self.level = level
+        self.detach_intra = bool(detach_intra)
         self.loss_weight = loss_weight
 
     def forward(self, img_feats: Tensor, text_feats: Tensor, labels: Tensor,
                 modalities: Tensor) -> Tensor:
         """Args: ``v [B, D]``, ``e [B, D]``, ``labels [B]``, ``modalities
         [B]``. Returns the weighted scalar loss."""
-        return self.loss_weight * cmsp_loss(img_feats, text_feats, labels,
-                                            modalities, self.anchor,
-                                            self.level)
+        return self.loss_weight * cmsp_loss(
+            img_feats, text_feats, labels, modalities, self.anchor,
+            self.level, self.detach_intra)
 
     def extra_repr(self) -> str:
         return (f'anchor={self.anchor!r}, level={self.level!r}, '
+                f'detach_intra={self.detach_intra}, '
                 f'loss_weight={self.loss_weight}')
