@@ -24,7 +24,7 @@ import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .tool_utils import UserInputError
+from .errors import UserInputError
 
 __all__ = [
     'safe_load_checkpoint', 'register_safe_checkpoint_loader',

@@ -16,7 +16,7 @@ from typing import Optional
 
 from mmengine.logging import print_log
 
-from .tool_utils import UserInputError
+from .errors import UserInputError
 
 __all__ = ['WorkDirLock', 'WorkDirLockedError', 'LOCK_NAME']
 

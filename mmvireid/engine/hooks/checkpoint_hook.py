@@ -19,8 +19,8 @@ from mmengine.model import is_model_wrapper
 from mmvireid.registry import HOOKS
 from mmvireid.utils.checkpoint import (CheckpointMismatchError,
                                        describe_mismatch, mismatched_shapes)
+from mmvireid.utils.errors import UserInputError
 from mmvireid.utils.fileio import atomic_write, remove_stale_temp_files
-from mmvireid.utils.tool_utils import UserInputError
 
 __all__ = ['AtomicCheckpointHook', 'CheckpointShapeError']
 

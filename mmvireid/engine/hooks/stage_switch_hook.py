@@ -208,7 +208,7 @@ class StageSwitchHook(Hook):
         expected = getattr(model, 'num_classes', None)
         found = getattr(dataset, 'metainfo', {}).get('num_classes')
         if expected is not None and found is not None and expected != found:
-            from mmvireid.utils.tool_utils import UserInputError
+            from mmvireid.utils.errors import UserInputError
             raise UserInputError(
                 f'model.num_classes={expected} but the train set '
                 f'({type(dataset).__name__}) has {found} identities; set '
@@ -547,7 +547,7 @@ def check_resume_plan(stages, meta: dict) -> None:
             ones may change). A finished plan only warns.
     """
     from mmvireid.engine.runner.multi_stage_loop import parse_stages
-    from mmvireid.utils.tool_utils import UserInputError
+    from mmvireid.utils.errors import UserInputError
     epoch = meta.get('epoch')
     if epoch is None:
         return
