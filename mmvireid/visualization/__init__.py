@@ -7,9 +7,10 @@ W&B) resolve through the parent registries.
 """
 from .ranking_hook import (RankingVisualizationHook,
                            enable_ranking_visualization, protocol_split)
-from .ranking_visualizer import RankingLayout, VIReIDVisualizer
+from .ranking_visualizer import GridLayout, RankingLayout, VIReIDVisualizer
 
 __all__ = [
-    'VIReIDVisualizer', 'RankingLayout', 'RankingVisualizationHook',
-    'enable_ranking_visualization', 'protocol_split'
+    'VIReIDVisualizer', 'RankingLayout', 'GridLayout',
+    'RankingVisualizationHook', 'enable_ranking_visualization',
+    'protocol_split'
 ]

@@ -11,7 +11,7 @@ from mmengine.visualization import Visualizer
 
 from mmvireid.registry import VISUALIZERS
 
-__all__ = ['VIReIDVisualizer', 'RankingLayout']
+__all__ = ['VIReIDVisualizer', 'RankingLayout', 'GridLayout']
 
 ImageLike = Union[str, np.ndarray]
 
@@ -78,6 +78,78 @@ class RankingLayout:
     def text_anchor(self, i: int) -> Tuple[float, float]:
         """Top-centre of the text band under frame ``i``."""
         x0, _, x1, y1 = self.frames[i]
+        return (x0 + x1) / 2, y1 + 2
+
+
+class GridLayout:
+    """Pixel geometry of a grid of framed tiles (``browse_dataset.py``);
+    boxes are ``(x0, y0, x1, y1)`` with exclusive ends, frames included.
+
+    A title band of ``title_height`` on top, then ``len(row_lengths)`` rows;
+    row ``r`` holds ``row_lengths[r]`` tiles from the left (rows may differ
+    in length, e.g. a visible and an infrared pipeline of different
+    lengths). Every tile is ``[b tile b]`` with a text band of
+    ``text_height`` under it, ``gap`` around and between them::
+
+        title
+        g [b t b] g [b t b] g ...      row 0
+          text      text
+        g [b t b] g ...                row 1
+
+    Args:
+        row_lengths (Sequence[int]): Tiles per row (each >= 0).
+        tile_size (tuple[int, int]): ``(height, width)`` of every image.
+        border (int): Frame width in pixels.
+        gap (int): Space between frames and around the grid.
+        text_height (int): Height of the text band under each row.
+        title_height (int): Height of the title band. Defaults to 0.
+    """
+
+    def __init__(self,
+                 row_lengths: Sequence[int],
+                 tile_size: Tuple[int, int],
+                 border: int,
+                 gap: int,
+                 text_height: int,
+                 title_height: int = 0) -> None:
+        self.row_lengths = [int(n) for n in row_lengths]
+        if not self.row_lengths or min(self.row_lengths) < 0:
+            raise ValueError('GridLayout: row_lengths must list >= 1 rows of '
+                             f'>= 0 tiles, got {row_lengths}.')
+        self.tile_h, self.tile_w = (int(v) for v in tile_size)
+        self.border, self.gap = int(border), int(gap)
+        self.text_height, self.title_height = int(text_height), int(
+            title_height)
+        frame_w = self.tile_w + 2 * self.border
+        frame_h = self.tile_h + 2 * self.border
+        row_h = frame_h + self.text_height + self.gap
+        self.frames: List[List[Tuple[int, int, int, int]]] = []
+        for r, n in enumerate(self.row_lengths):
+            y = self.title_height + self.gap + r * row_h
+            self.frames.append([
+                (self.gap + c * (frame_w + self.gap), y,
+                 self.gap + c * (frame_w + self.gap) + frame_w, y + frame_h)
+                for c in range(n)
+            ])
+        cols = max(self.row_lengths)
+        self.width = self.gap + cols * (frame_w + self.gap) if cols else \
+            2 * self.gap
+        self.height = self.title_height + self.gap + len(
+            self.row_lengths) * row_h
+
+    @property
+    def num_tiles(self) -> int:
+        return sum(self.row_lengths)
+
+    def tile_box(self, row: int, col: int) -> Tuple[int, int, int, int]:
+        """Image area inside the frame of tile ``(row, col)``."""
+        x0, y0, x1, y1 = self.frames[row][col]
+        b = self.border
+        return x0 + b, y0 + b, x1 - b, y1 - b
+
+    def text_anchor(self, row: int, col: int) -> Tuple[float, float]:
+        """Top-centre of the text band under tile ``(row, col)``."""
+        x0, _, x1, y1 = self.frames[row][col]
         return (x0 + x1) / 2, y1 + 2
 
 
@@ -275,6 +347,87 @@ class VIReIDVisualizer(Visualizer):
             fixed[:h, :w] = drawn[:h, :w]
             drawn = fixed
         return drawn
+
+    def grid_layout(self,
+                    row_lengths: Sequence[int],
+                    title: bool = False) -> GridLayout:
+        """The geometry of a grid with these row lengths."""
+        return GridLayout(row_lengths, self.tile_size, self.border, self.gap,
+                          self.text_height,
+                          self.text_height // 2 + self.gap if title else 0)
+
+    def draw_grid(self,
+                  rows: Sequence[Sequence[ImageLike]],
+                  labels: Optional[Sequence[Sequence[str]]] = None,
+                  frame_colors: Optional[Sequence[Sequence[
+                      Sequence[int]]]] = None,
+                  title: Optional[str] = None) -> np.ndarray:
+        """Draw rows of framed image tiles with a text band under each.
+
+        Args:
+            rows (Sequence[Sequence[str | np.ndarray]]): Images (paths or RGB
+                arrays), row by row; rows may differ in length.
+            labels (Sequence[Sequence[str]], optional): Text under each tile
+                (two short lines fit), shaped like ``rows``.
+            frame_colors (Sequence[Sequence[RGB]], optional): Frame colour of
+                each tile, shaped like ``rows``. Defaults to the query
+                colour.
+            title (str, optional): One line above the grid.
+
+        Returns:
+            np.ndarray: The RGB drawing, ``(layout.height, layout.width,
+            3)`` uint8 (see :class:`GridLayout`).
+        """
+        layout = self.grid_layout([len(r) for r in rows], title is not None)
+        for name, table in (('labels', labels), ('frame_colors',
+                                                 frame_colors)):
+            if table is not None and [len(r) for r in table] != \
+                    layout.row_lengths:
+                raise ValueError(
+                    f'VIReIDVisualizer.draw_grid: {name} must be shaped like '
+                    f'rows ({layout.row_lengths} tiles per row), got '
+                    f'{[len(r) for r in table]}.')
+        canvas = np.full((layout.height, layout.width, 3), 255, np.uint8)
+        for r, row in enumerate(rows):
+            for c, img in enumerate(row):
+                x0, y0, x1, y1 = layout.frames[r][c]
+                canvas[y0:y1, x0:x1] = self.colors['query'] \
+                    if frame_colors is None else tuple(frame_colors[r][c])
+                tx0, ty0, tx1, ty1 = layout.tile_box(r, c)
+                canvas[ty0:ty1, tx0:tx1] = self._load(img)
+        self.set_image(canvas)
+        texts, positions = [], []
+        if labels is not None and self.text_height > 0:
+            for r, row in enumerate(labels):
+                for c, text in enumerate(row):
+                    texts.append(text)
+                    positions.append(layout.text_anchor(r, c))
+        if title is not None:
+            texts.append(title)
+            positions.append((layout.gap, layout.gap / 2))
+        if texts:
+            n = len(texts) - (title is not None)
+            self.draw_texts(
+                texts,
+                np.array(positions),
+                font_sizes=self.font_size,
+                colors='black',
+                vertical_alignments='top',
+                horizontal_alignments=['center'] * n + ['left'] *
+                (title is not None))
+        return self._fit(self.get_image(), canvas)
+
+    @staticmethod
+    def _fit(drawn: np.ndarray, canvas: np.ndarray) -> np.ndarray:
+        """Crop / pad a drawing back to the canvas size (matplotlib may
+        round the figure size by one pixel; the layout is the contract)."""
+        if drawn.shape[:2] == canvas.shape[:2]:
+            return drawn
+        fixed = np.full_like(canvas, 255)
+        h = min(drawn.shape[0], canvas.shape[0])
+        w = min(drawn.shape[1], canvas.shape[1])
+        fixed[:h, :w] = drawn[:h, :w]
+        return fixed
 
     @master_only
     def add_ranking(self,
