@@ -1,7 +1,7 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """Checks the tools run before anything is built, written or downloaded."""
 import os.path as osp
-from typing import Sequence
+from typing import Optional, Sequence
 
 from mmengine.config import ConfigDict
 
@@ -90,12 +90,34 @@ def preflight_datasets(cfg,
         except (FileNotFoundError, ValueError, KeyError) as e:
             msg = e.args[0] if e.args and isinstance(e.args[0], str) \
                 else str(e)
+            from mmvireid.datasets.descriptions import DescriptionsError
+            if isinstance(e, DescriptionsError) and cfg.filename:
+                # the exact command for this config (EEES descriptions)
+                msg = e.message_for(cfg.filename,
+                                    _data_root_override(cfg, where, root))
             raise UserInputError(f'{where} ({name}): {msg}') from e
         if check_files:
             _check_listed_files(where, name, root, dataset)
         if where == 'train_dataloader.dataset':
             _check_train_sampler(cfg, where, name, dataset)
             _check_num_classes(cfg, where, name, dataset)
+
+
+def _data_root_override(cfg, where: str, root: str) -> Optional[str]:
+    """``root`` if it is not the data_root the config file declares for
+    ``where`` (changed with --cfg-options), else None."""
+    from mmengine.config import Config
+    try:
+        declared = Config.fromfile(cfg.filename)
+        for key in where.split('.'):
+            declared = declared[key]
+        declared = declared.get('data_root')
+    except Exception:  # noqa: B902 - a hint only; keep the original error
+        return None
+    if declared is not None and osp.normpath(str(declared)) == \
+            osp.normpath(str(root)):
+        return None
+    return root
 
 
 def _check_listed_files(where: str, name: str, root: str, dataset) -> None:
@@ -391,14 +413,14 @@ def preflight_training(cfg) -> None:
     in)."""
     check_writable(cfg.work_dir, 'work_dir', is_dir=True)
     check_pretrained_files(cfg)
-    from mmvireid.engine.hooks import StageSwitchHook
+    from mmvireid.engine.feature_cache import check_cache_cfg
     stages = (cfg.get('train_cfg') or {}).get('stages') or []
     for i, stage in enumerate(stages):
         cache = stage.get('feature_cache') if hasattr(stage, 'get') else None
         if cache is None:
             continue
         try:
-            StageSwitchHook._check_cache_cfg(stage.get('name'), dict(cache))
+            check_cache_cfg(stage.get('name'), dict(cache))
         except (KeyError, ValueError) as e:
             msg = e.args[0] if e.args and isinstance(e.args[0], str) \
                 else str(e)

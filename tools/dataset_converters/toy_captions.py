@@ -17,18 +17,22 @@ no hue): they name shape, hair, pattern, bag and how bright a garment looks
 exception is on purpose: ``ir_colour_noise`` puts a wrong colour word into
 a chosen fraction of infrared texts, so that a method that removes
 modality-specific words (EEES's CMSP) has something to remove.
+
+What counts as a colour word is defined once, in
+:mod:`mmvireid.datasets.descriptions` (``COLOUR_WORDS``, the list the
+description tool's infrared filter and audit use); :data:`PALETTE` here is
+only the toy world's palette, the colours it draws from.
 """
 from typing import Dict, List, Optional
 
 import numpy as np
 
-__all__ = [
-    'caption', 'COLOUR_WORDS', 'has_colour_word', 'CAPTION_STYLES'
-]
+__all__ = ['caption', 'PALETTE', 'has_colour_word', 'CAPTION_STYLES']
 
-#: Every colour word a caption may contain (palette and shoe colours).
-COLOUR_WORDS = ('black', 'white', 'gray', 'grey', 'red', 'green', 'blue',
-                'yellow', 'orange', 'purple', 'pink', 'brown', 'cyan')
+#: Every colour word a toy caption may contain (palette and shoe colours);
+#: all of them are in mmvireid.datasets.descriptions.COLOUR_WORDS.
+PALETTE = ('black', 'white', 'gray', 'grey', 'red', 'green', 'blue',
+           'yellow', 'orange', 'purple', 'pink', 'brown', 'cyan')
 
 _PERSON = dict(
     male=('man', 'man', 'male pedestrian', 'guy', 'gentleman'),
@@ -85,9 +89,11 @@ def _article(phrase: str) -> str:
 
 
 def has_colour_word(text: str) -> bool:
-    """Whether ``text`` names a colour (whole words, any case)."""
-    words = {w.strip('.,;:!?').lower() for w in text.split()}
-    return bool(words & set(COLOUR_WORDS))
+    """Whether ``text`` names a colour: the package's word list
+    (:func:`mmvireid.datasets.descriptions.has_colour_word`), imported on
+    first use so that generating captions needs numpy only."""
+    from mmvireid.datasets.descriptions import has_colour_word as _has
+    return _has(text)
 
 
 def caption(ident,
@@ -114,7 +120,7 @@ def caption(ident,
         ir_colour_noise (bool): Infrared only: name a wrong colour for the
             top (the error CMSP is meant to purify). Defaults to False.
         palette (list[str], optional): Colour names to draw misread and
-            injected colours from. Defaults to :data:`COLOUR_WORDS`.
+            injected colours from. Defaults to :data:`PALETTE`.
 
     Returns:
         str: One sentence ending in a full stop.
@@ -125,7 +131,7 @@ def caption(ident,
         raise ValueError(f'style must be one of {CAPTION_STYLES}, got '
                          f'{style!r}')
     knobs = _STYLE[style]
-    palette = list(palette or [c for c in COLOUR_WORDS if c != 'grey'])
+    palette = list(palette or [c for c in PALETTE if c != 'grey'])
     vis = modality == 'vis'
 
     gender, hair = ident.gender, ident.hair

@@ -1,6 +1,8 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """EEES: Embedding and Enriching Explicit Semantics
-(docs/en/methods/eees.md)."""
+(docs/en/methods/eees.md): Explicit Semantics Embedding (ESE), Cross-View
+Semantics Compensation (CVSC) and Cross-Modality Semantics Purification
+(CMSP)."""
 import hashlib
 from typing import Dict, List, Optional
 
@@ -19,8 +21,8 @@ __all__ = ['EEES']
 DESCRIPTIONS_HINT = (
     'Set descriptions="descriptions.json" in train_dataloader.dataset and '
     'create the file with `python tools/generate_descriptions.py CONFIG '
-    '--backend llava` (real data) or `--backend attributes` (toy data, '
-    'from its attributes.json).')
+    '--backend vlm --model llava-hf/llava-1.5-7b-hf` (real data) or '
+    '`--backend attributes` (toy data, from its attributes.json).')
 
 
 @MODELS.register_module()
@@ -32,9 +34,10 @@ class EEES(CLIPVIReID):
       cached image features of both modalities; both encoders frozen.
     * ``finetune``: the text encoder stays frozen and the identity text
       features ``T`` are fixed. The baseline losses (ID + triplet + i2t on
-      ``T``, see :class:`CLIPVIReID`) are joined by the explicit-semantics
-      losses between every image and the features ``e_i`` of its own
-      generated description:
+      ``T``, see :class:`CLIPVIReID`) are joined by the three losses of the
+      abstract between every image and the features ``e_i`` of its own
+      generated description, Explicit Semantics Embedding, Cross-View
+      Semantics Compensation and Cross-Modality Semantics Purification:
 
       .. math::
 
@@ -114,7 +117,7 @@ class EEES(CLIPVIReID):
 
     @property
     def uses_descriptions(self) -> bool:
-        """Whether any explicit-semantics loss is on."""
+        """Whether any of ESE, CVSC and CMSP is on."""
         return any(
             getattr(self, f'{name}_loss') is not None
             for name in self.SEMANTIC_LOSSES)
