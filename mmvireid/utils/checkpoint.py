@@ -298,7 +298,14 @@ def load_model_checkpoint(model: torch.nn.Module,
     return checkpoint
 
 
-def _local_loader(filename, map_location):
+def load_from_local(filename, map_location):
+    """mmengine's local-path loader, through :func:`safe_load_checkpoint`.
+
+    The name matters: mmengine logs "Loads checkpoint by
+    <name[10:]> backend from path: ...", so ``load_from_local`` prints
+    "local" as its own loader does (a helper called ``_local_loader``
+    printed "der").
+    """
     return safe_load_checkpoint(filename, map_location)
 
 
@@ -316,5 +323,5 @@ def register_safe_checkpoint_loader() -> None:
         return
     # '' is the fallback prefix mmengine uses for local paths.
     CheckpointLoader.register_scheme(
-        prefixes='', loader=_local_loader, force=True)
+        prefixes='', loader=load_from_local, force=True)
     _REGISTERED = True

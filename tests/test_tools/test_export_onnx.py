@@ -139,3 +139,25 @@ def test_wrapper_matches_extract_feat():
         torch.testing.assert_close(wrapper(images), ref)
     with pytest.raises(ValueError, match='modality must be "vis" or "ir"'):
         tool.FeatureExportWrapper(model, 'rgb')
+
+
+def test_existing_out_is_refused_without_overwrite(tmp_path, capsys):
+    """Like every other tool: an existing --out is named and kept, and
+    nothing is written; --overwrite replaces it."""
+    model = _build('clip_vireid_toy.py')
+    ckpt = str(tmp_path / 'toy.pth')
+    torch.save(dict(meta=dict(), state_dict=model.state_dict()), ckpt)
+    out = tmp_path / 'out' / 'toy.onnx'
+    out.parent.mkdir()
+    out.write_bytes(b'previous export')
+    config = osp.join(REPO_ROOT, 'configs', 'clip_vireid_toy.py')
+    rc = tool.main([config, ckpt, '--out', str(out), '--no-check'])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert f'"{out}" exists' in err and '--overwrite' in err
+    assert out.read_bytes() == b'previous export'
+    assert sorted(p.name for p in out.parent.iterdir()) == ['toy.onnx']
+    rc = tool.main(
+        [config, ckpt, '--out', str(out), '--no-check', '--overwrite'])
+    assert rc == 0
+    assert onnx.load(str(out)).graph.input[0].name == 'images'

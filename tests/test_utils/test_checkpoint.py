@@ -77,3 +77,18 @@ def test_truncated_checkpoint_names_the_file(tmp_path):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match='nothing.pth'):
         safe_load_checkpoint(str(tmp_path / 'nothing.pth'))
+
+
+def test_local_loader_log_names_the_local_backend(tmp_path, capsys):
+    """mmengine logs "Loads checkpoint by <loader name[10:]> backend"; the
+    safe loader is named so that it says "local" (it said "der")."""
+    from mmengine.logging import MMLogger
+    path = str(tmp_path / 'w.pth')
+    torch.save(dict(state_dict=dict(w=torch.zeros(1))), path)
+    loader = CheckpointLoader._get_checkpoint_loader(path)
+    assert loader.__module__ == 'mmvireid.utils.checkpoint'
+    assert loader.__name__[10:] == 'local'
+    MMLogger.get_instance('test_local_loader_log')
+    CheckpointLoader.load_checkpoint(path, logger='test_local_loader_log')
+    out = capsys.readouterr()
+    assert 'Loads checkpoint by local backend from path' in out.out + out.err

@@ -2,7 +2,11 @@
 """Export a VI-ReID model's image encoder to ONNX and check it.
 
     python tools/deployment/export_onnx.py CONFIG CHECKPOINT \\
-        --out model.onnx [--modality vis|ir] [--opset 17] [--atol 1e-4]
+        --out model.onnx [--modality vis|ir] [--opset 17] [--atol 1e-4] \\
+        [--overwrite]
+
+An existing ``--out`` file is refused (nothing is written) unless
+``--overwrite`` is given, as ``tools/test.py --out`` refuses.
 
 The exported graph is the test-time retrieval path of the model: a batch of
 normalised images ``images [B, 3, H, W]`` (float32, RGB, normalised with the
@@ -41,7 +45,7 @@ from mmengine.config import Config, DictAction
 
 from mmvireid.utils.checkpoint import (CorruptCheckpointError,
                                        UnsafeCheckpointError)
-from mmvireid.utils.tool_utils import UserInputError
+from mmvireid.utils.tool_utils import UserInputError, check_writable
 
 _MODALITY_IDS = dict(vis=0, ir=1)
 
@@ -220,7 +224,15 @@ def parse_args(argv=None):
         'VI-ReID model to ONNX and check it against PyTorch')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--out', required=True, help='output .onnx file')
+    parser.add_argument(
+        '--out',
+        required=True,
+        help='output .onnx file (refuses to overwrite an existing file '
+        'unless --overwrite)')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace an existing --out file')
     parser.add_argument(
         '--modality',
         choices=sorted(_MODALITY_IDS),
@@ -253,6 +265,17 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if not osp.isfile(args.config):
         print(f'ERROR: config "{args.config}" does not exist', file=sys.stderr)
+        return 1
+    # before anything is built or written, as the other tools do
+    if osp.exists(args.out) and not args.overwrite:
+        print(f'ERROR: --out: "{args.out}" exists; refusing to overwrite '
+              'it. Choose another path, or pass --overwrite to replace it.',
+              file=sys.stderr)
+        return 1
+    try:
+        check_writable(args.out, '--out', is_dir=False)
+    except UserInputError as e:
+        print(f'ERROR: {e}', file=sys.stderr)
         return 1
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
