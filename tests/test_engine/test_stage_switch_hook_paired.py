@@ -14,9 +14,10 @@ from mmengine.logging import MessageHub
 from mmpretrain.structures import DataSample
 from torch.utils.data import DataLoader
 
+from mmvireid.datasets.feature_cache import PairedCacheBatchSampler
 from mmvireid.datasets.samplers import CrossModalIdentitySampler
+from mmvireid.engine.feature_cache import FeatureCacheBuilder
 from mmvireid.engine.hooks import StageSwitchHook
-from mmvireid.engine.hooks.stage_switch_hook import PairedCacheBatchSampler
 from mmvireid.engine.runner import parse_stages
 from mmvireid.engine.runner.multi_stage_loop import MultiStageTrainLoop
 from mmvireid.registry import DATASETS
@@ -356,7 +357,7 @@ def test_ddp_shards_gather_into_the_single_process_cache(monkeypatch):
     """Two ranks (P identities each, drawn as CrossModalIdentitySampler
     shards one stream) gather the cache that one process with 2P identities
     per step extracts: the same pairs in the same order."""
-    from mmvireid.engine.hooks import stage_switch_hook as module
+    from mmvireid.engine import feature_cache as module
     stages = [
         dict(
             name='prompt',
@@ -370,7 +371,8 @@ def test_ddp_shards_gather_into_the_single_process_cache(monkeypatch):
     def extract(runner):
         hook = StageSwitchHook()
         hook.before_train(runner)
-        return hook.extract_paired_features(runner, cache_cfg, epoch=0)
+        return FeatureCacheBuilder(runner, hook._image_loader) \
+            .extract_paired_features(cache_cfg, epoch=0)
 
     single = extract(make_runner(stages, num_ids=2 * P))
     parts = {}
