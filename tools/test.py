@@ -103,7 +103,7 @@ def merge_args(cfg, args):
     if args.show_dir is not None:
         from mmvireid.visualization import enable_ranking_visualization
         enable_ranking_visualization(cfg, args.show_dir, args.show_topk,
-                                     args.show_num)
+                                     args.show_num, weights=args.checkpoint)
     return cfg
 
 

@@ -1,7 +1,6 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """``VIReIDInferencer``: features, gallery ranking and ranking images."""
 import copy
-import json
 import os
 import os.path as osp
 import re
@@ -17,7 +16,8 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.fileio import load
 from mmengine.registry import DefaultScope
 
-from .ranking import PROTOCOLS, protocol_keep_mask, rank_gallery
+from .ranking import (PROTOCOLS, protocol_keep_mask, rank_gallery,
+                      ranking_record, write_rankings)
 
 __all__ = ['VIReIDInferencer', 'ReIDFeatures', 'parse_reid_path']
 
@@ -190,8 +190,10 @@ class VIReIDInferencer:
                 t for t in self._pipeline_cfg
                 if not str(t.get('type', '')).endswith('LoadImageFromFile')
             ])
-        # The sets of the last rank() call, for drawing array inputs.
+        # The sets of the last rank() call, for drawing array inputs, and
+        # its settings, for the header of rankings.json.
         self._last_sets: tuple = (None, None)
+        self._last_rank: dict = {}
 
     # ------------------------------------------------------------------ #
     # construction
@@ -429,8 +431,8 @@ class VIReIDInferencer:
              topk: Optional[int] = 10,
              protocol: Optional[str] = None,
              query_modality: Union[None, str, Sequence[str]] = None,
-             gallery_modality: Union[None, str,
-                                     Sequence[str]] = None) -> List[dict]:
+             gallery_modality: Union[None, str, Sequence[str]] = None,
+             rerank: Union[bool, dict] = False) -> List[dict]:
         """Rank the gallery for every query.
 
         Args:
@@ -443,6 +445,12 @@ class VIReIDInferencer:
                 for LLCM person ids); None keeps every gallery item.
             query_modality, gallery_modality: ``modality`` for inputs that
                 still need extracting.
+            rerank (bool | dict): Order the matches by k-reciprocal
+                re-ranked distances (:func:`~mmvireid.evaluation.re_ranking`
+                over these queries and gallery; True for its defaults
+                ``k1=20, k2=6, lambda_value=0.3``, or a dict of them), as
+                ``VIReIDMetric(rerank=True)`` scores. ``score`` stays the
+                cosine similarity. Defaults to False.
 
         Returns:
             list[dict]: One dict per query: ``query`` (``index``,
@@ -464,7 +472,16 @@ class VIReIDInferencer:
         if protocol is not None:
             keep = protocol_keep_mask(protocol, query.pids, query.cam_ids,
                                       gallery.pids, gallery.cam_ids)
-        ranked = rank_gallery(query.feats, gallery.feats, topk, keep)
+        if not isinstance(rerank, (bool, dict)):
+            raise TypeError('rerank must be a bool or a dict of re_ranking '
+                            f'arguments, got {type(rerank).__name__}.')
+        distances = None
+        if rerank is not False:
+            from mmvireid.evaluation.functional import re_ranking
+            distances = re_ranking(query.feats, gallery.feats,
+                                   **({} if rerank is True else rerank))
+        ranked = rank_gallery(
+            query.feats, gallery.feats, topk, keep, distances=distances)
         results = []
         for qi, matches in enumerate(ranked):
             q_pid = query.pids[qi]
@@ -479,13 +496,18 @@ class VIReIDInferencer:
                         rank=rank,
                         score=score,
                         correct=correct))
-            first = next((m['rank'] for m in out if m['correct']), None)
-            results.append(
-                dict(
-                    query=query.meta(qi),
-                    matches=out,
-                    first_correct_rank=first))
+            record = ranking_record(query.meta(qi), out)
+            del record['image']  # set by save() when drawn
+            results.append(record)
         self._last_sets = (query, gallery)
+        self._last_rank = dict(
+            protocol=protocol,
+            filtered=protocol is not None,
+            rerank=None if rerank is False else
+            ({} if rerank is True else dict(rerank)),
+            topk=topk,
+            num_query=len(query),
+            num_gallery=len(gallery))
         return results
 
     def save(self,
@@ -497,6 +519,13 @@ class VIReIDInferencer:
              max_images: Optional[int] = None,
              visualizer: Optional[dict] = None) -> List[str]:
         """Write ``rankings.json`` and one ranking PNG per query.
+
+        ``rankings.json`` comes from :func:`~mmvireid.apis.ranking.
+        write_rankings`, the writer ``tools/test.py --show-dir`` uses too:
+        a header (``source``, ``config``, ``weights``, the last
+        :meth:`rank` call's ``protocol``, ``rerank``, ``topk``, ...) and,
+        per query, ``query``, ``matches``, ``first_correct_rank`` and
+        ``image`` (the PNG, None when not drawn).
 
         Args:
             results (list[dict]): The output of :meth:`rank`.
@@ -514,13 +543,22 @@ class VIReIDInferencer:
             list[str]: The files written (JSON first).
         """
         os.makedirs(out_dir, exist_ok=True)
-        json_file = osp.join(out_dir, 'rankings.json')
-        payload = dict(
+        shown = results if max_images is None else results[:max_images]
+        images = {}
+        for res in shown if draw else []:
+            q = res['query']
+            stem = osp.splitext(osp.basename(q['img_path']))[0] \
+                if q['img_path'] else 'array'
+            images[id(res)] = osp.join(out_dir,
+                                       f'rank_{q["index"]:05d}_{stem}.png')
+        # the one writer of rankings.json (tools/test.py --show-dir too)
+        json_file = write_rankings(
+            out_dir,
+            [dict(r, image=images.get(id(r))) for r in results],
+            source='VIReIDInferencer',
             config=getattr(self.cfg, 'filename', None),
             weights=self.weights,
-            rankings=results)
-        with open(json_file, 'w') as f:
-            json.dump(payload, f, indent=1)
+            **self._last_rank)
         written = [json_file]
         if not draw:
             return written
@@ -530,13 +568,11 @@ class VIReIDInferencer:
             gallery = self._last_sets[1] if gallery is None else gallery
         vis = VIReIDVisualizer(
             name=f'vireid_inferencer_{id(self)}', **(visualizer or {}))
-        for res in results[:max_images]:
+        for res in shown:
             q = res['query']
             q_img = _drawable(q, query)
             g_imgs = [_drawable(m, gallery) for m in res['matches']]
-            stem = osp.splitext(osp.basename(q['img_path']))[0] \
-                if q['img_path'] else 'array'
-            out_file = osp.join(out_dir, f'rank_{q["index"]:05d}_{stem}.png')
+            out_file = images[id(res)]
             vis.add_ranking(
                 f'rank_{q["index"]}',
                 q_img,
@@ -557,14 +593,16 @@ class VIReIDInferencer:
                  gallery_modality: Union[None, str, Sequence[str]] = None,
                  out_dir: Optional[str] = None,
                  draw: bool = True,
-                 max_images: Optional[int] = None) -> List[dict]:
+                 max_images: Optional[int] = None,
+                 rerank: Union[bool, dict] = False) -> List[dict]:
         """Extract, rank and (with ``out_dir``) save; see :meth:`rank` and
         :meth:`save`. Returns the :meth:`rank` results."""
         if not isinstance(query, ReIDFeatures):
             query = self.extract(query, modality=query_modality)
         if not isinstance(gallery, ReIDFeatures):
             gallery = self.extract(gallery, modality=gallery_modality)
-        results = self.rank(query, gallery, topk=topk, protocol=protocol)
+        results = self.rank(
+            query, gallery, topk=topk, protocol=protocol, rerank=rerank)
         if out_dir is not None:
             self.save(
                 results,

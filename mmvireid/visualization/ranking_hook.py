@@ -1,9 +1,8 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """Test-time hook that draws ranking lists (``tools/test.py --show-dir``)."""
-import json
 import os
 import os.path as osp
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -117,6 +116,20 @@ class RankingVisualizationHook(Hook):
             arguments (``tile_size``, ``border``, ``font_size``, ...).
         to_backends (bool): Also log the drawings to the runner's
             visualizer backends. Defaults to True.
+        rerank (bool | dict, optional): Order the matches by k-reciprocal
+            re-ranked distances (``dict(k1=, k2=, lambda_value=)`` or True
+            for the defaults), computed over all the trial's queries and
+            gallery as the metric does. Defaults to None: as the test
+            metric (``VIReIDMetric(rerank=True)`` re-ranks the drawings
+            too). The scores written stay the cosine similarities.
+        weights (str, optional): The checkpoint evaluated, recorded in
+            ``rankings.json`` (``tools/test.py`` passes it). Defaults to
+            None.
+
+    ``rankings.json`` is written by :func:`mmvireid.apis.ranking.
+    write_rankings`, the writer of :meth:`VIReIDInferencer.save` too: the
+    same header keys and, per query, ``query``, ``matches``,
+    ``first_correct_rank`` and ``image``.
     """
 
     priority = 'LOW'
@@ -131,7 +144,9 @@ class RankingVisualizationHook(Hook):
                  gallery_mode: Optional[str] = None,
                  apply_filter: bool = True,
                  visualizer: Optional[dict] = None,
-                 to_backends: bool = True) -> None:
+                 to_backends: bool = True,
+                 rerank: Union[None, bool, dict] = None,
+                 weights: Optional[str] = None) -> None:
         from mmvireid.apis.ranking import PROTOCOLS
         if topk < 1 or num_queries < 1:
             raise ValueError('RankingVisualizationHook: topk and num_queries '
@@ -153,6 +168,12 @@ class RankingVisualizationHook(Hook):
         self.apply_filter = apply_filter
         self.visualizer_cfg = dict(visualizer or {})
         self.to_backends = to_backends
+        if rerank is not None and not isinstance(rerank, (bool, dict)):
+            raise TypeError('RankingVisualizationHook: rerank must be None, '
+                            'a bool or a dict of re_ranking arguments, got '
+                            f'{type(rerank).__name__}.')
+        self.rerank = rerank
+        self.weights = weights
         self._records: List[dict] = []
 
     # ------------------------------------------------------------------ #
@@ -228,6 +249,20 @@ class RankingVisualizationHook(Hook):
                                                     'single')
         return protocol, direction, gallery_mode
 
+    def _rerank_cfg(self, runner) -> Optional[dict]:
+        """The re-ranking settings of the scores (None: plain similarity):
+        the hook's own ``rerank``, else the test metric's."""
+        rerank = self.rerank
+        if rerank is None:
+            evaluator = getattr(runner, 'test_evaluator', None)
+            for m in getattr(evaluator, 'metrics', []) or []:
+                if getattr(m, 'rerank', False):
+                    return dict(getattr(m, 'rerank_cfg', None) or {})
+            return None
+        if rerank is False:
+            return None
+        return {} if rerank is True else dict(rerank)
+
     def _resolve_out_dir(self, runner) -> str:
         if self.out_dir is None:
             return osp.join(runner.log_dir, 'rankings')
@@ -235,7 +270,8 @@ class RankingVisualizationHook(Hook):
 
     def draw(self, records: List[dict], runner) -> List[str]:
         """Rank and draw; returns the written PNG paths."""
-        from mmvireid.apis.ranking import protocol_keep_mask, rank_gallery
+        from mmvireid.apis.ranking import (protocol_keep_mask, rank_gallery,
+                                           write_rankings)
         protocol, direction, gallery_mode = self._protocol_settings(runner)
         pids = np.array([r['pid'] for r in records], dtype=np.int64)
         cams = np.array([r['cam'] for r in records], dtype=np.int64)
@@ -252,7 +288,16 @@ class RankingVisualizationHook(Hook):
         if self.apply_filter:
             keep = protocol_keep_mask(protocol, pids[q_sel], cams[q_sel],
                                       pids[g_idx], cams[g_idx])
-        ranked = rank_gallery(feats[q_sel], feats[g_idx], self.topk, keep)
+        rerank = self._rerank_cfg(runner)
+        distances = None
+        if rerank is not None:
+            # as the metric: the k-reciprocal neighbourhoods of all the
+            # trial's queries and gallery, then the rows drawn
+            from mmvireid.evaluation.functional import re_ranking
+            distances = re_ranking(feats[q_idx], feats[g_idx],
+                                   **rerank)[picks]
+        ranked = rank_gallery(
+            feats[q_sel], feats[g_idx], self.topk, keep, distances=distances)
 
         out_dir = self._resolve_out_dir(runner)
         os.makedirs(out_dir, exist_ok=True)
@@ -285,19 +330,22 @@ class RankingVisualizationHook(Hook):
                 runner.visualizer.add_image(f'ranking_{name}', drawn)
             written.append(out_file)
             summary.append(dict(query=query, matches=gallery, image=out_file))
-        with open(osp.join(out_dir, 'rankings.json'), 'w') as f:
-            json.dump(
-                dict(
-                    protocol=protocol,
-                    direction=direction,
-                    trial=self.trial,
-                    gallery_mode=gallery_mode,
-                    filtered=self.apply_filter,
-                    num_query=int(q_idx.size),
-                    num_gallery=int(g_idx.size),
-                    rankings=summary),
-                f,
-                indent=1)
+        cfg = getattr(runner, 'cfg', None)
+        write_rankings(
+            out_dir,
+            summary,
+            source='tools/test.py --show-dir (RankingVisualizationHook)',
+            config=getattr(cfg, 'filename', None),
+            weights=self.weights,
+            protocol=protocol,
+            direction=direction,
+            trial=self.trial,
+            gallery_mode=gallery_mode,
+            filtered=self.apply_filter,
+            rerank=rerank,
+            topk=self.topk,
+            num_query=int(q_idx.size),
+            num_gallery=int(g_idx.size))
         return written
 
     @staticmethod
@@ -313,7 +361,8 @@ class RankingVisualizationHook(Hook):
 def enable_ranking_visualization(cfg,
                                  out_dir: str,
                                  topk: int = 10,
-                                 num_queries: int = 20) -> None:
+                                 num_queries: int = 20,
+                                 weights: Optional[str] = None) -> None:
     """Add a :class:`RankingVisualizationHook` to ``cfg.custom_hooks``
     (what ``tools/test.py --show-dir`` does); an existing one is updated.
 
@@ -322,9 +371,12 @@ def enable_ranking_visualization(cfg,
         out_dir (str): Folder for the ranking PNGs.
         topk (int): Matches per row. Defaults to 10.
         num_queries (int): Queries drawn. Defaults to 20.
+        weights (str, optional): The checkpoint, for ``rankings.json``.
     """
     hooks = list(cfg.get('custom_hooks', None) or [])
     settings = dict(out_dir=out_dir, topk=topk, num_queries=num_queries)
+    if weights is not None:
+        settings['weights'] = weights
     for hook in hooks:
         if hook.get('type') in ('RankingVisualizationHook',
                                 RankingVisualizationHook):

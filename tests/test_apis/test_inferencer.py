@@ -114,11 +114,15 @@ def test_easy_query_ranks_the_right_identity_first(inferencer, easy_case,
 
     # saved: the JSON mirrors the results, one PNG of 1 + 5 tiles
     saved = json.load(open(tmp_path / 'out' / 'rankings.json'))
-    assert saved['rankings'] == json.loads(json.dumps(results))
-    assert saved['weights'] == inferencer.weights
     pngs = sorted(
         f for f in os.listdir(tmp_path / 'out') if f.endswith('.png'))
     assert pngs == ['rank_00000_0001.png']
+    png = str(tmp_path / 'out' / pngs[0])
+    assert saved['rankings'] == json.loads(
+        json.dumps([dict(r, image=png) for r in results]))
+    assert saved['weights'] == inferencer.weights
+    assert (saved['source'], saved['protocol'], saved['topk']) == (
+        'VIReIDInferencer', 'sysu', 5)
     img = mmcv.imread(str(tmp_path / 'out' / pngs[0]), channel_order='rgb')
     layout = VIReIDVisualizer(name='test_inferencer_layout').layout(5)
     assert img.shape == (layout.height, layout.width, 3)
@@ -299,3 +303,21 @@ def test_checkpoint_must_fit_the_config(toy_checkpoint, tmp_path):
     torch.testing.assert_close(
         inferencer.model.state_dict()['head.classifiers.1.weight'],
         good['head.classifiers.1.weight'])
+
+
+def test_rerank_orders_by_reranked_distances(inferencer, easy_case):
+    from mmvireid.evaluation import re_ranking
+    query = inferencer.extract(easy_case['query'], modality='ir')
+    gallery = inferencer.extract(easy_case['gallery'], modality='vis')
+    plain = inferencer.rank(query, gallery, topk=None)
+    reranked = inferencer.rank(
+        query, gallery, topk=None, rerank=dict(k1=4, k2=2))
+    dist = re_ranking(query.feats, gallery.feats, k1=4, k2=2)[0]
+    order = [m['index'] for m in reranked[0]['matches']]
+    assert order == np.argsort(dist, kind='stable').tolist()
+    # the scores stay the cosine similarities of the same pairs
+    cosine = {m['index']: m['score'] for m in plain[0]['matches']}
+    assert all(m['score'] == pytest.approx(cosine[m['index']])
+               for m in reranked[0]['matches'])
+    assert reranked[0]['first_correct_rank'] == next(
+        m['rank'] for m in reranked[0]['matches'] if m['correct'])

@@ -16,6 +16,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
+from mmvireid.apis.ranking import RANKINGS_HEADER
 from mmvireid.evaluation import VIReIDMetric
 from mmvireid.visualization import (RankingVisualizationHook, VIReIDVisualizer,
                                     enable_ranking_visualization,
@@ -91,6 +92,10 @@ def test_hook_draws_rankings(toy_sysu_root, tmp_path):
     pngs = [f for f in files if f.endswith('.png')]
     assert len(pngs) == 5 and 'rankings.json' in files
     summary = json.load(open(tmp_path / 'show' / 'rankings.json'))
+    # the inferencer's file: same writer, same header and record keys
+    assert list(summary) == list(RANKINGS_HEADER) + ['rankings']
+    assert summary['source'].startswith('tools/test.py --show-dir')
+    assert summary['rerank'] is None and summary['topk'] == 4
     assert (summary['protocol'], summary['direction']) == ('sysu', 'ir2vis')
     queries = [s for s in samples if s.modality == 'ir']
     assert summary['num_query'] == len(queries)
@@ -111,6 +116,9 @@ def test_hook_draws_rankings(toy_sysu_root, tmp_path):
         # score 1 and come first, the others 0
         n_right = sum(m['pid'] == q['pid'] for m in matches)
         assert n_right >= 1
+        assert rec['first_correct_rank'] == 1
+        assert list(rec) == ['query', 'matches', 'first_correct_rank',
+                             'image']
         for m in matches[:n_right]:
             assert m['correct'] and m['score'] == pytest.approx(1.0)
         for m in matches[n_right:]:
@@ -121,6 +129,29 @@ def test_hook_draws_rankings(toy_sysu_root, tmp_path):
         colours = [tuple(img[y, f[0] + 1]) for f in lay.gallery_frames]
         assert colours == [(0, 170, 0) if m['correct'] else (220, 20, 20)
                            for m in matches]
+
+
+def test_hook_follows_the_metric_rerank(toy_sysu_root, tmp_path):
+    samples = _toy_records(toy_sysu_root)
+    runner = SimpleNamespace(
+        test_dataloader=SimpleNamespace(dataset=list(range(len(samples)))),
+        test_evaluator=SimpleNamespace(metrics=[
+            VIReIDMetric('sysu', rerank=True, rerank_cfg=dict(k1=6, k2=3))
+        ]),
+        log_dir=str(tmp_path / 'log'),
+        visualizer=None)
+    hook = RankingVisualizationHook(
+        out_dir=str(tmp_path / 'show'), topk=3, num_queries=2,
+        weights='ckpt.pth', visualizer=dict(tile_size=(32, 16)))
+    hook.before_test_epoch(runner)
+    hook.after_test_iter(runner, 0, outputs=samples)
+    hook.after_test_epoch(runner)
+    summary = json.load(open(tmp_path / 'show' / 'rankings.json'))
+    assert summary['rerank'] == dict(k1=6, k2=3)
+    assert summary['weights'] == 'ckpt.pth'
+    for rec in summary['rankings']:
+        assert rec['first_correct_rank'] == next(
+            (m['rank'] for m in rec['matches'] if m['correct']), None)
 
 
 def test_enable_ranking_visualization_updates_config():
