@@ -197,14 +197,30 @@ def _strip_module(key: str) -> str:
 
 def checkpoint_model_type(checkpoint: Dict) -> Optional[str]:
     """The model ``type`` of the config a checkpoint was saved with (mmengine
-    stores the config text in ``meta['cfg']``), or None."""
+    stores the config text in ``meta['cfg']``), or None.
+
+    The text is parsed, not executed: the top-level ``model = dict(...)``
+    assignment's own ``type`` keyword (not a nested component's).
+    """
+    import ast
     cfg_text = (checkpoint.get('meta') or {}).get('cfg') if isinstance(
         checkpoint, dict) else None
     if not isinstance(cfg_text, str):
         return None
-    match = re.search(r"model\s*=\s*dict\([^)]*?type\s*=\s*['\"]([\w.]+)",
-                      cfg_text, re.S)
-    return match.group(1) if match else None
+    try:
+        tree = ast.parse(cfg_text)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == 'model'
+                for t in node.targets) and isinstance(node.value, ast.Call):
+            for keyword in node.value.keywords:
+                if keyword.arg == 'type' and isinstance(
+                        keyword.value, ast.Constant) and isinstance(
+                            keyword.value.value, str):
+                    return keyword.value.value
+    return None
 
 
 def _key_list(keys: List[str], limit: int = 8) -> str:

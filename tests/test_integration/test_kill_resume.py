@@ -30,7 +30,7 @@ import sys
 import pytest
 import torch
 
-from mmvireid.engine.hooks.checkpoint_hook import TMP_SUFFIX
+from mmvireid.utils.fileio import TMP_SUFFIX
 from mmvireid.utils import safe_load_checkpoint
 
 # the launch helpers and the probe live with the distributed tests

@@ -139,3 +139,14 @@ def test_test_py_refuses_a_checkpoint_without_the_image_encoder(
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'Loading the tensors that fit (--non-strict)' in (proc.stdout +
                                                              proc.stderr)
+
+
+def test_model_type_is_the_models_own_not_a_components():
+    # mmengine's pretty_text may print nested components before the type
+    text = ("model = dict(\n    data_preprocessor=dict(\n"
+            "        type='VIReIDDataPreprocessor', mean=[0.0]),\n"
+            "    head=dict(type='BNNeckHead'),\n    type='CSDN')\n"
+            "optim_wrapper = dict(type='OptimWrapper')\n")
+    assert checkpoint_model_type(dict(meta=dict(cfg=text))) == 'CSDN'
+    assert checkpoint_model_type(dict(meta=dict(cfg='model = ('))) is None
+    assert checkpoint_model_type(dict(meta=dict())) is None
