@@ -40,9 +40,10 @@ OFFICIAL_NUM_CLASSES = dict(
     SYSUMM01Dataset=395, RegDBDataset=206, LLCMDataset=713)
 TOY_SYSU_ROOT = 'data/toy_sysu/'
 # Train identities of the other toy layouts as their configs' comments make
-# them (make_toy_vireid.py --layout regdb: 24 ids, half train; --layout llcm
-# --num-ids 64: 43 train ids); generating them here would cost ~20 s.
-TOY_NUM_CLASSES = {'data/toy_regdb/': 12, 'data/toy_llcm/': 43}
+# them (make_toy_vireid.py --layout regdb --num-ids 128: half train;
+# --layout llcm --num-ids 64: 43 train ids); generating them here would cost
+# ~20 s.
+TOY_NUM_CLASSES = {'data/toy_regdb/': 64, 'data/toy_llcm/': 43}
 
 
 def discover_configs():

@@ -6,7 +6,7 @@ Every dataset class of mmvireid can then run end to end without a download::
     python tools/dataset_converters/make_toy_vireid.py --layout sysu \\
         --out data/toy_sysu
     python tools/dataset_converters/make_toy_vireid.py --layout regdb \\
-        --out data/toy_regdb --num-ids 24 --seed 0 --imgs-per-cam 4
+        --out data/toy_regdb --num-ids 128 --imgs-per-cam 6
     python tools/dataset_converters/make_toy_vireid.py --layout llcm \\
         --out data/toy_llcm
 
