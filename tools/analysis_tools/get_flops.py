@@ -54,8 +54,14 @@ def parse_args(argv=None):
 
 
 def _size(n: float) -> str:
+    """FLOPs as mmengine prints them (``4.084M``, ``8.317G``)."""
     from mmengine.analysis.print_helper import _format_size
     return _format_size(int(n))
+
+
+def _params(n: int) -> str:
+    """Parameters in millions, as papers give them."""
+    return f'{n / 1e6:.3f}M ({n:,})'
 
 
 def main(argv=None) -> None:
@@ -96,9 +102,10 @@ def main(argv=None) -> None:
             f'{"x".join(str(v) for v in img["input_shape"])}:',
             f'  FLOPs: {_size(img["flops"])} per image '
             f'({img["flops"]:,})',
-            f'  Params: {_size(img["params"])} ({img["params"]:,})' +
-            (f'; {_size(img["params_used"])} on one image\'s path (one of '
-             'the two stems)' if img['params_used'] != img['params'] else ''),
+            f'  Params: {_params(img["params"])}' +
+            (f'; {_params(img["params_used"])} on one image\'s path (one '
+             'of the two stems)' if img['params_used'] != img['params'] else
+             ''),
         ]
         text = result['text']
         if text is not None:
@@ -114,10 +121,9 @@ def main(argv=None) -> None:
                     f'  all {classes} identities\' prompts (class text '
                     'features, once per stage that uses them): '
                     f'{_size(classes * text["flops"])}')
-            lines.append(
-                f'  Params: {_size(text["params"])} ({text["params"]:,})')
-        lines.append(f'Whole model: {_size(result["model_params"])} params '
-                     f'({result["model_params"]:,})')
+            lines.append(f'  Params: {_params(text["params"])}')
+        lines.append(f'Whole model: {_params(result["model_params"])} '
+                     'params')
         if (cfg.get('train_cfg') or {}).get('stages'):
             lines.append('Stages:')
             for row in stage_summary(cfg):
