@@ -372,7 +372,7 @@ def _import_transformers():
         raise UserInputError(
             'The vlm backend needs Hugging Face transformers, an optional '
             'dependency: pip install -r requirements/optional.txt (or pip '
-            'install "transformers>=4.57").') from None
+            'install "transformers>=4.56").') from None
     return transformers
 
 
