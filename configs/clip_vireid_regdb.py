@@ -8,8 +8,3 @@ _base_ = [
 ]
 
 model = dict(num_classes=206)
-train_cfg = dict(stages=[
-    dict(name='prompt', epochs=60, validate=False,
-         feature_cache={{_base_.feature_cache}}),
-    dict(name='finetune', epochs=120),
-])

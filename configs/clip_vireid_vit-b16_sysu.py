@@ -28,9 +28,11 @@ model = dict(
     # (768-d class token, 512-d projection)
     loss_weights=dict(id=0.25, triplet=1.0, i2t=1.0))
 
+# the plan's lengths change (lists are replaced whole, so both stages)
 train_cfg = dict(stages=[
     dict(name='prompt', epochs=120, validate=False,
-         feature_cache={{_base_.feature_cache}}),
+         feature_cache=dict(batch_size=64, extract_batch_size=128,
+                            num_workers=4)),
     dict(name='finetune', epochs=60),
 ])
 
