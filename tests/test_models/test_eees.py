@@ -317,6 +317,50 @@ def test_sysu_config_without_data_or_descriptions(tmp_path):
     assert 'python tools/generate_descriptions.py' in msg
 
 
+def test_missing_descriptions_error_prints_the_command(tmp_path):
+    """tools/train.py's preflight: the error names the file and the exact
+    command for the config at hand (the vlm backend for real data, the
+    attributes backend where the data has an attributes.json), with
+    --data-root when the training overrides the config's."""
+    from mmvireid.datasets.descriptions import generate_hint
+    from mmvireid.utils.tool_utils import UserInputError, preflight_datasets
+    config = osp.join(ROOT, 'configs', 'eees_sysu.py')
+    cfg = Config.fromfile(config)
+    root = str(tmp_path / 'sysu')
+    make_toy_dataset('sysu', root, num_ids=4, imgs_per_cam=1, verbose=False)
+    os.remove(osp.join(root, 'descriptions.json'))
+    os.remove(osp.join(root, 'attributes.json'))  # as real SYSU-MM01
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader]['dataset']['data_root'] = root
+    with pytest.raises(UserInputError) as err:
+        preflight_datasets(cfg, check_files=False)
+    msg = str(err.value)
+    assert msg.startswith('train_dataloader.dataset (SYSUMM01Dataset): The '
+                          f'descriptions file "{root}/descriptions.json" '
+                          'does not exist.')
+    assert (f'`python tools/generate_descriptions.py {config} --backend vlm '
+            f'--model llava-hf/llava-1.5-7b-hf --data-root {root}`') in msg
+    # the config's own data_root needs no --data-root; toy data with an
+    # attribute table gets the attributes command
+    assert generate_hint('configs/eees_sysu.py', root).startswith(
+        'Create or complete it with `python tools/generate_descriptions.py '
+        'configs/eees_sysu.py --backend vlm --model '
+        'llava-hf/llava-1.5-7b-hf`')
+    with open(osp.join(root, 'attributes.json'), 'w') as f:
+        f.write('{}')
+    assert '--backend attributes`' in generate_hint('configs/eees_toy.py',
+                                                    root)
+    # some images without text: the same command (it completes the file)
+    with open(osp.join(root, 'descriptions.json'), 'w') as f:
+        f.write('{}')
+    os.remove(osp.join(root, 'attributes.json'))
+    with pytest.raises(UserInputError) as err:
+        preflight_datasets(cfg, check_files=False)
+    assert 'training images have no (or an empty) description' in str(
+        err.value)
+    assert '--backend vlm --model llava-hf/llava-1.5-7b-hf' in str(err.value)
+
+
 # ---------------------------------------------------------------------------
 # Through a real Runner: StageSwitchHook -> prepare_stage_data
 # ---------------------------------------------------------------------------
