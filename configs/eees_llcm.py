@@ -2,7 +2,7 @@
 # with the LLCM base and its 713 training identities. Needs the dataset in
 # data/llcm/ and its descriptions:
 #   python tools/generate_descriptions.py configs/eees_llcm.py \
-#       --backend llava
+#       --backend vlm --model llava-hf/llava-1.5-7b-hf
 _base_ = [
     '_base_/models/eees_rn50.py',
     '_base_/datasets/llcm.py',

@@ -4,7 +4,7 @@
 # ten and collects the table). Needs the dataset in data/regdb/ and its
 # descriptions:
 #   python tools/generate_descriptions.py configs/eees_regdb.py \
-#       --backend llava
+#       --backend vlm --model llava-hf/llava-1.5-7b-hf
 # Describe the train images of every split into one descriptions.json
 # (--cfg-options train_dataloader.dataset.trial=N, N = 1..10; the tool skips
 # the images already described), so one file serves all ten trainings.

@@ -3,7 +3,7 @@
 # fine-tuning with ID + triplet + i2t + ESE + CVSC + CMSP (120 epochs), on the
 # CSDN recipe. Needs the dataset in data/sysu_mm01/ and its descriptions:
 #   python tools/generate_descriptions.py configs/eees_sysu.py \
-#       --backend llava
+#       --backend vlm --model llava-hf/llava-1.5-7b-hf
 # See docs/en/methods/eees.md.
 _base_ = [
     '_base_/models/eees_rn50.py',

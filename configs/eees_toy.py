@@ -45,7 +45,8 @@ model = dict(
     flip_test=False)
 
 # {relative image path: text}; the toy generator writes it (or
-# python tools/generate_descriptions.py configs/eees_toy.py)
+# python tools/generate_descriptions.py configs/eees_toy.py --backend
+# attributes)
 train_dataloader = dict(dataset=dict(descriptions='descriptions.json'))
 
 train_cfg = dict(

@@ -237,7 +237,8 @@ def test_descriptions_missing_for_some_images(toy, tmp_path, monkeypatch,
         'ERROR: train_dataloader.dataset (SYSUMM01Dataset): 3 of 164 '
         f'training images have no (or an empty) description in "{path}"; '
         f'the first is "{dropped[0]}" (keys are paths relative to "{toy}"). '
-        'Create or complete it with `python tools/generate_descriptions.py`')
+        'Create or complete it with `python tools/generate_descriptions.py '
+        f'{cfg} --backend attributes`')
     assert not osp.exists(work_dir)
 
 
