@@ -160,6 +160,7 @@ def test_colour_words_are_whole_words():
     from mmvireid.datasets.descriptions import (COLOUR_MODIFIERS,
                                                 find_colour_words,
                                                 has_colour_word)
+
     # any case; hyphenated parts count
     assert find_colour_words('A Red top, grey-ish? no: greyish shoes') == [
         'red', 'grey', 'greyish'
