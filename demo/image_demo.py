@@ -3,7 +3,7 @@
 
     python demo/image_demo.py QUERY GALLERY CONFIG_OR_NAME \\
         [--weights CKPT] [--query-modality ir] [--gallery-modality vis] \\
-        [--topk 10] [--protocol sysu] [--out-dir outputs/rankings]
+        [--topk 10] [--protocol sysu] [--rerank] [--out-dir outputs/rankings]
 
 QUERY and GALLERY are image files or folders (searched recursively). The
 results go to ``--out-dir``: ``rankings.json`` (every query's top-k matches
@@ -37,6 +37,11 @@ def parse_args(argv=None):
         '--protocol',
         choices=['sysu', 'regdb', 'llcm'],
         help="apply the protocol's gallery filter (needs camC/PPPP paths)")
+    parser.add_argument(
+        '--rerank',
+        action='store_true',
+        help='order the matches by k-reciprocal re-ranking (k1=20, k2=6, '
+        'lambda=0.3) over these queries and gallery')
     parser.add_argument('--out-dir', default='outputs/rankings')
     parser.add_argument(
         '--max-images', type=int, help='draw at most this many queries')
@@ -62,7 +67,8 @@ def main(argv=None) -> int:
             query_modality=args.query_modality,
             gallery_modality=args.gallery_modality,
             out_dir=args.out_dir,
-            max_images=args.max_images)
+            max_images=args.max_images,
+            rerank=args.rerank)
     except (FileNotFoundError, ValueError) as e:
         print(f'ERROR: {e}', file=sys.stderr)
         return 1
