@@ -196,17 +196,22 @@ def assert_same(new_fn, old_fn, *inputs):
 @pytest.mark.parametrize('level', ['sample', 'identity'])
 def test_cmsp_equals_previous(layout, anchor, level):
     img, txt, labels, mods = feats_for(layout)
-    assert_same(lambda: cmsp_loss(img, txt, labels, mods, anchor, level),
-                lambda: old_cmsp_loss(img, txt, labels, mods, anchor, level),
-                img, txt)
+    # the previous implementation differentiates the intra-modality
+    # distance too (detach_intra=False, no longer the default)
+    assert_same(
+        lambda: cmsp_loss(img, txt, labels, mods, anchor, level,
+                          detach_intra=False),
+        lambda: old_cmsp_loss(img, txt, labels, mods, anchor, level), img,
+        txt)
 
 
 def test_cmsp_without_any_cross_modal_identity_equals_previous():
     img, txt, _, _ = feats_for('pk')
     labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
     mods = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
-    assert_same(lambda: cmsp_loss(img, txt, labels, mods),
-                lambda: old_cmsp_loss(img, txt, labels, mods), img, txt)
+    assert_same(
+        lambda: cmsp_loss(img, txt, labels, mods, detach_intra=False),
+        lambda: old_cmsp_loss(img, txt, labels, mods), img, txt)
 
 
 @pytest.mark.parametrize('layout', sorted(LAYOUTS))
