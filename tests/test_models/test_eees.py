@@ -195,6 +195,39 @@ def test_finetune_losses_use_each_sample_description():
     assert all(p.grad is None for p in model.text_encoder.parameters())
 
 
+def test_grad_share_tool_measures_every_term():
+    """tools/analysis_tools/loss_grad_share.py: one gradient per term, on
+    the projected feature v and on the parameters; the shares sum to 1 and
+    scale with a term's weight."""
+    spec = importlib.util.spec_from_file_location(
+        'loss_grad_share',
+        osp.join(ROOT, 'tools', 'analysis_tools', 'loss_grad_share.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+
+    def shares(cmsp_weight):
+        model = build_model(
+            cmsp_loss=dict(type='CMSPLoss', loss_weight=cmsp_weight))
+        model.train()
+        model.switch_stage('finetune')
+        model.prepare_stage_data('finetune', FakeTrainSet(TEXTS))
+        params = [p for p in model.parameters() if p.requires_grad]
+        batches = [image_batch(range(12), seed=s) for s in range(2)]
+        return tool.grad_shares(model, batches, params)
+
+    table = shares(1.0)
+    assert set(table) == {'loss_id', 'loss_triplet', 'loss_i2t', 'loss_ese',
+                          'loss_cvsc', 'loss_cmsp'}
+    for norm in ('share_v', 'share_param'):
+        assert sum(r[norm] for r in table.values()) == pytest.approx(1)
+    assert all(r['grad_v'] > 0 for k, r in table.items() if k != 'loss_id')
+    heavy = shares(10.0)
+    assert heavy['loss_cmsp']['grad_v'] == pytest.approx(
+        10 * table['loss_cmsp']['grad_v'], rel=1e-4)
+    assert heavy['loss_cmsp']['share_v'] > table['loss_cmsp']['share_v']
+    assert '| loss_cmsp |' in tool.markdown(table)
+
+
 def test_semantic_feature_after_bn():
     model = build_model(semantic_feature='proj_bn', cvsc_loss=None,
                         cmsp_loss=None)
