@@ -563,3 +563,17 @@ def test_msel_errors():
 def test_registered(name):
     loss = MODELS.build(dict(type=name, loss_weight=0.5))
     assert type(loss).__name__ == name and loss.loss_weight == 0.5
+
+
+def test_soft_margin_is_finite_where_torch_overflows():
+    from mmvireid.models.losses.triplet_loss import soft_margin
+    x = torch.tensor([-3.0, 0.0, 2.5, 40.0])
+    torch.testing.assert_close(
+        soft_margin(x), F.soft_margin_loss(x, torch.ones_like(x)))
+    far = torch.tensor([-200.0, 1.0], requires_grad=True)
+    assert torch.isinf(F.soft_margin_loss(far, torch.ones(2)))
+    loss = soft_margin(far)
+    loss.backward()
+    assert loss.item() == pytest.approx((200.0 + math.log1p(math.exp(-1.0)))
+                                        / 2)
+    assert torch.isfinite(far.grad).all()

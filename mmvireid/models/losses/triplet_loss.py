@@ -13,7 +13,7 @@ from .utils import euclidean_dist, fp32_under_autocast, l2_normalize
 
 __all__ = [
     'hard_example_mining', 'hard_triplet_loss', 'softmax_weights',
-    'wrt_triplet_loss', 'HardTripletLoss', 'WRTTripletLoss'
+    'wrt_triplet_loss', 'HardTripletLoss', 'WRTTripletLoss', 'soft_margin'
 ]
 
 
@@ -76,6 +76,22 @@ def hard_example_mining(dist_mat: Tensor,
 
 
 @fp32_under_autocast
+def soft_margin(x: Tensor) -> Tensor:
+    r"""Soft-margin loss with target 1: :math:`\mathrm{mean}(\log(1 +
+    e^{-x}))`, the value of ``F.soft_margin_loss(x, ones)``.
+
+    Written as ``softplus(-x)`` because torch's ``soft_margin_loss`` forms
+    ``exp(-x)`` and overflows to inf (and NaN gradients) for ``x < -88`` in
+    float32, e.g. when an untrained encoder puts a negative far closer than
+    a positive. Where torch's value is finite the two agree to float
+    rounding.
+
+    Args:
+        x (Tensor): ``[N]`` margins (negative distance minus positive).
+    """
+    return F.softplus(-x).mean()
+
+
 def hard_triplet_loss(feats: Tensor,
                       labels: Tensor,
                       margin: Optional[float] = 0.3,
@@ -120,7 +136,7 @@ def hard_triplet_loss(feats: Tensor,
     dist_an = dist_an * (1.0 - hard_factor)
     target = torch.ones_like(dist_an)
     if margin is None:
-        return F.soft_margin_loss(dist_an - dist_ap, target)
+        return soft_margin(dist_an - dist_ap)
     return F.margin_ranking_loss(dist_an, dist_ap, target, margin=margin)
 
 
@@ -218,8 +234,7 @@ def wrt_triplet_loss(feats: Tensor,
     weights_an = softmax_weights(-dist_an, is_neg, masked_max=fix_negative_max)
     furthest_positive = (dist_ap * weights_ap).sum(dim=1)
     closest_negative = (dist_an * weights_an).sum(dim=1)
-    return F.soft_margin_loss(closest_negative - furthest_positive,
-                              torch.ones_like(closest_negative))
+    return soft_margin(closest_negative - furthest_positive)
 
 
 @MODELS.register_module()
