@@ -349,7 +349,7 @@ def test_model_index_lists_every_method_config():
         meta_file = osp.join(REPO_ROOT, meta)
         assert osp.isfile(meta_file), meta
         content = load(meta_file)
-        collections = {c['Name'] for c in content['Collections']}
+        collections = {c['Name']: c for c in content['Collections']}
         for model in content['Models']:
             assert model['Name'] not in names, model['Name']
             names.add(model['Name'])
@@ -357,6 +357,11 @@ def test_model_index_lists_every_method_config():
             assert osp.isfile(osp.join(REPO_ROOT, model['Config'])), (
                 f'{meta}: {model["Name"]} names a missing config '
                 f'{model["Config"]}')
+            # a model's name is its config file's, so users can pass either
+            stem = osp.splitext(osp.basename(model['Config']))[0]
+            assert model['Name'] == stem, (
+                f'{meta}: model "{model["Name"]}" must be named after its '
+                f'config, "{stem}"')
             # never a number that was not measured: empty until trained
             assert isinstance(model['Results'], list)
             listed.add(model['Config'])
@@ -367,6 +372,23 @@ def test_model_index_lists_every_method_config():
     assert not missing, (
         f'{missing} are not in any configs/<method>/metafile.yml: add an '
         'entry (Results: [] and Weights: "" until trained).')
+
+
+def test_method_readmes_list_their_recipes():
+    """configs/<method>/README.md (the collection's README in its metafile)
+    has a row for every recipe of the metafile."""
+    from mmengine.fileio import load
+    index = load(osp.join(REPO_ROOT, 'model-index.yml'))
+    for meta in index['Import']:
+        content = load(osp.join(REPO_ROOT, meta))
+        for collection in content['Collections']:
+            readme = collection['README']
+            assert readme == osp.join(osp.dirname(meta), 'README.md'), meta
+            text = open(osp.join(REPO_ROOT, readme)).read()
+            rows = [line for line in text.splitlines() if line.startswith('|')]
+            for model in content['Models']:
+                assert any(f'`{model["Config"]}`' in row for row in rows), (
+                    f'{readme} has no table row for {model["Config"]}')
 
 
 #: The toy recipe of every method: each starts from the pretrained toy CLIP.
