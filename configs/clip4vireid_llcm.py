@@ -1,7 +1,5 @@
-# CLIP4VI-ReID on LLCM (single-shot gallery, 10 trials; the direction as the
-# dataset base sets it): OpenAI CLIP RN50, 288x144, one image encoder shared
-# by both modalities; the same three-stage plan as clip4vireid_sysu.py.
-# Our design from the abstract: docs/en/methods/clip4vireid.md.
+# CLIP4VI-ReID on LLCM (IR->VIS and VIS->IR, 10 gallery draws): the
+# SYSU-MM01 recipe with the LLCM base and its 713 training identities.
 _base_ = [
     '_base_/models/clip4vireid_rn50.py',
     '_base_/datasets/llcm.py',
@@ -10,12 +8,3 @@ _base_ = [
 ]
 
 model = dict(num_classes=713)
-train_cfg = dict(stages=[
-    # TSG sees visible images only: the cache keeps modalities=['vis']
-    dict(name='tsg', epochs=60, validate=False,
-         feature_cache=dict(pipeline={{_base_.test_pipeline}}, batch_size=64,
-                            extract_batch_size=128, num_workers=4,
-                            modalities=['vis'])),
-    dict(name='ife', epochs=80),
-    dict(name='hsa', epochs=40),
-])

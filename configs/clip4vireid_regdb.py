@@ -1,8 +1,5 @@
-# CLIP4VI-ReID on RegDB (one train/test split per run, the trial set in the
-# dataset base; both directions reported): OpenAI CLIP RN50, 288x144, one
-# image encoder shared by both modalities; the same three-stage plan as
-# clip4vireid_sysu.py.
-# Our design from the abstract: docs/en/methods/clip4vireid.md.
+# CLIP4VI-ReID on RegDB (split 1 of 10, both directions): the SYSU-MM01
+# recipe with the RegDB base and its 206 training identities.
 _base_ = [
     '_base_/models/clip4vireid_rn50.py',
     '_base_/datasets/regdb.py',
@@ -11,12 +8,3 @@ _base_ = [
 ]
 
 model = dict(num_classes=206)
-train_cfg = dict(stages=[
-    # TSG sees visible images only: the cache keeps modalities=['vis']
-    dict(name='tsg', epochs=60, validate=False,
-         feature_cache=dict(pipeline={{_base_.test_pipeline}}, batch_size=64,
-                            extract_batch_size=128, num_workers=4,
-                            modalities=['vis'])),
-    dict(name='ife', epochs=80),
-    dict(name='hsa', epochs=40),
-])

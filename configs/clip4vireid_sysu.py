@@ -3,7 +3,7 @@
 #   tsg (60 ep): ID prompts on cached VISIBLE features only
 #   ife (80 ep): shared encoder, frozen text, IR i2t through the IFE neck
 #   hsa (40 ep): prompts (small lr) + encoder, t2i SupCon + V/IR alignment
-# Our design from the abstract: docs/en/methods/clip4vireid.md.
+# Recipe table: configs/clip4vireid/README.md.
 _base_ = [
     '_base_/models/clip4vireid_rn50.py',
     '_base_/datasets/sysu_mm01.py',
@@ -12,12 +12,3 @@ _base_ = [
 ]
 
 model = dict(num_classes=395)
-train_cfg = dict(stages=[
-    # TSG sees visible images only: the cache keeps modalities=['vis']
-    dict(name='tsg', epochs=60, validate=False,
-         feature_cache=dict(pipeline={{_base_.test_pipeline}}, batch_size=64,
-                            extract_batch_size=128, num_workers=4,
-                            modalities=['vis'])),
-    dict(name='ife', epochs=80),
-    dict(name='hsa', epochs=40),
-])

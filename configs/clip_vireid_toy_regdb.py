@@ -24,8 +24,6 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 val_evaluator = dict(_delete_=True, type='VIReIDMetric', protocol='regdb')
 test_evaluator = val_evaluator
-# Fine-tuning at 1e-3 rather than the SYSU toy's 3e-4: on split 1 of a
-# 96-person, 10-image toy it gave Rank-1 8.8 / 9.2 % (vis->ir / ir->vis)
-# against 6.3 / 7.5 % at 3e-4 (chance 2.1 %). Chosen on split 1 only; the
-# 10-split results are in docs/en/model_zoo.md.
+# fine-tuning at 1e-3 rather than the SYSU toy's 3e-4 (chosen on split 1:
+# configs/clip_vireid/README.md)
 optim_wrapper = dict(finetune=dict(optimizer=dict(lr=1e-3)))

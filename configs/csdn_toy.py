@@ -2,75 +2,71 @@
 # layout at width 8, 64x32 input, layer4 stride 1, pretrained on synthetic
 # image-caption pairs by tools/pretrain_toy_clip.py --arch tiny_rn): all
 # three stages and the 10-trial SYSU evaluation in a few minutes on a CPU.
-# The ModifiedResNet follows the real recipe (csdn_sysu.py is RN50), and its
-# modality-specific stems are copies of conv1..avgpool as there. Heads,
-# losses, quirks and the two-view batch are the CSDN defaults of the model
-# (as configs/_base_/models/csdn_rn50.py).
+# The model of csdn_sysu.py (modality-specific stems, SII fusion, heads,
+# losses, quirks, two-view batch) with the tiny CLIP and shorter stages.
 _base_ = [
-    '_base_/models/clip_vireid_tiny_rn.py',
+    '_base_/models/csdn_rn50.py',
     '_base_/datasets/toy_sysu_64x32.py',
     '_base_/schedules/csdn_3stage.py',
     '_base_/default_runtime.py',
 ]
 
-clip_arch = {{_base_.tiny_rn_arch}}
+# = tiny_rn_arch of _base_/models/clip_vireid_tiny_rn.py
+tiny_clip_arch = dict(
+    embed_dim=64,
+    vision_cfg=dict(image_size=(64, 32), layers=(1, 1, 1, 1), width=8),
+    text_cfg=dict(
+        context_length=77, vocab_size=49408, width=64, heads=2, layers=2))
+# the toy CLIP pretrained by tools/pretrain_toy_clip.py --arch tiny_rn
+toy_clip_weights = '{{$MMVIREID_TOY_CLIP_DIR:data/toy_clip}}/tiny_rn.pth'
 model = dict(
-    _delete_=True,
-    type='CSDN',
     num_classes=43,
-    data_preprocessor=dict(
-        type='VIReIDDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        to_rgb=True),
+    # _delete_: a dict arch replaces the base's 'RN50' string
     image_encoder=dict(
-        type='CLIPImageEncoder',
-        arch=clip_arch,
-        pretrained={{_base_.toy_clip_weights}},
+        arch=dict(tiny_clip_arch, _delete_=True),
+        pretrained=toy_clip_weights,
         input_size=(64, 32),
-        last_stride=1,
         # NHWC pays off on GPU tensor cores; the toy runs on CPU
-        channels_last=False,
-        modality_specific_stem=True),
+        channels_last=False),
     text_encoder=dict(
-        type='CLIPTextEncoder',
-        arch=clip_arch,
-        pretrained={{_base_.toy_clip_weights}}),
-    prompt_learner=dict(
-        type='IDPromptLearner',
-        template='A photo of a X X X X person.',
-        num_ctx=4,
-        embed_width=64),
-    msel_loss=dict(type='MSELLoss', num_pos=4))
+        arch=dict(tiny_clip_arch, _delete_=True),
+        pretrained=toy_clip_weights),
+    prompt_learner=dict(embed_width=64),
+    # the toy CLIP's text embedding
+    fusion=dict(embed_dim=64))
 
+# The two-view train pipeline of _base_/models/csdn_rn50.py at 64x32 (crop
+# padding 2, as the toy's one-view pipeline). {{_base_.x}} cannot be
+# unpacked with **, so the normalisation is restated.
 imagenet_norm = dict(
     norm_mean=[0.485, 0.456, 0.406], norm_std=[0.229, 0.224, 0.225])
-view_augs = [
+csdn_view_augs = [
     dict(type='mmpretrain.RandomCrop', crop_size=(64, 32), padding=2),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='ChannelRandomErasing', prob=0.5),
 ]
-train_dataloader = dict(
-    dataset=dict(pipeline=[
-        dict(type='LoadImageFromFile', imdecode_backend='pillow'),
-        dict(type='Resize', scale=(32, 64), keep_ratio=False,
-             backend='pillow', interpolation='lanczos'),
-        dict(type='ModalityDispatch',
-             vis=[
-                 dict(type='KeyMapper',
-                      mapping=dict(img='img'),
-                      remapping=dict(img='img_view2'),
-                      transforms=view_augs + [
-                          dict(type='ChannelExchange', gray=2,
-                               **imagenet_norm)
-                      ]),
-             ] + view_augs,
-             ir=view_augs + [
-                 dict(type='ChannelAdapGray', prob=0.5, **imagenet_norm)
-             ]),
-        dict(type='PackVIReIDInputs', algorithm_keys=['img_view2']),
-    ]))
+csdn_train_pipeline = [
+    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='Resize', scale=(32, 64), keep_ratio=False, backend='pillow',
+         interpolation='lanczos'),
+    dict(type='ModalityDispatch',
+         vis=[
+             dict(type='KeyMapper',
+                  mapping=dict(img='img'),
+                  remapping=dict(img='img_view2'),
+                  transforms=csdn_view_augs + [
+                      dict(type='ChannelExchange', gray=2, **imagenet_norm)
+                  ]),
+         ] + csdn_view_augs,
+         ir=csdn_view_augs + [
+             dict(type='ChannelAdapGray', prob=0.5, **imagenet_norm)
+         ]),
+    dict(type='PackVIReIDInputs', algorithm_keys=['img_view2']),
+]
+train_dataloader = dict(dataset=dict(pipeline=csdn_train_pipeline))
 
+# every stage shorter (lists are replaced whole); the caches keep the base's
+# modes with the extraction in the main process
 train_cfg = dict(
     stages=[
         dict(name='prompt', epochs=10, validate=False,

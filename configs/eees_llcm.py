@@ -1,6 +1,6 @@
 # EEES on LLCM (IR->VIS and VIS->IR, 10 gallery draws): the SYSU-MM01 recipe
-# with the LLCM base and its 713 training identities. Needs the dataset in
-# data/llcm/ and its descriptions:
+# with the LLCM base and its 713 training identities. Needs data/llcm/ and
+# its descriptions:
 #   python tools/generate_descriptions.py configs/eees_llcm.py \
 #       --backend vlm --model llava-hf/llava-1.5-7b-hf
 _base_ = [
@@ -12,8 +12,3 @@ _base_ = [
 
 model = dict(num_classes=713)
 train_dataloader = dict(dataset=dict(descriptions='descriptions.json'))
-train_cfg = dict(stages=[
-    dict(name='prompt', epochs=60, validate=False,
-         feature_cache={{_base_.feature_cache}}),
-    dict(name='finetune', epochs=120),
-])

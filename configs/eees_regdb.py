@@ -1,8 +1,7 @@
 # EEES on RegDB (split 1 of 10, visible->thermal and thermal->visible): the
 # SYSU-MM01 recipe with the RegDB base and its 206 training identities. Each
 # split is its own training (tools/analysis_tools/regdb_trials.py runs all
-# ten and collects the table). Needs the dataset in data/regdb/ and its
-# descriptions:
+# ten and collects the table). Needs data/regdb/ and its descriptions:
 #   python tools/generate_descriptions.py configs/eees_regdb.py \
 #       --backend vlm --model llava-hf/llava-1.5-7b-hf
 # Describe the train images of every split into one descriptions.json
@@ -17,8 +16,3 @@ _base_ = [
 
 model = dict(num_classes=206)
 train_dataloader = dict(dataset=dict(descriptions='descriptions.json'))
-train_cfg = dict(stages=[
-    dict(name='prompt', epochs=60, validate=False,
-         feature_cache={{_base_.feature_cache}}),
-    dict(name='finetune', epochs=120),
-])

@@ -1,10 +1,10 @@
 # EEES on SYSU-MM01 (all-search, single-shot, 10 trials): OpenAI CLIP RN50,
-# 288x144, modality-specific stems; prompt learning (60 epochs) then
-# fine-tuning with ID + triplet + i2t + ESE + CVSC + CMSP (120 epochs), on the
-# CSDN recipe. Needs the dataset in data/sysu_mm01/ and its descriptions:
+# 288x144, modality-specific stems; prompt learning (60 epochs), then
+# fine-tuning with ID + triplet + i2t + ESE + CVSC + CMSP (120 epochs).
+# Needs data/sysu_mm01/ and its descriptions:
 #   python tools/generate_descriptions.py configs/eees_sysu.py \
 #       --backend vlm --model llava-hf/llava-1.5-7b-hf
-# See docs/en/methods/eees.md.
+# Recipe table: configs/eees/README.md.
 _base_ = [
     '_base_/models/eees_rn50.py',
     '_base_/datasets/sysu_mm01.py',
@@ -15,8 +15,3 @@ _base_ = [
 model = dict(num_classes=395)
 # {relative image path: text} for every train image, relative to data_root
 train_dataloader = dict(dataset=dict(descriptions='descriptions.json'))
-train_cfg = dict(stages=[
-    dict(name='prompt', epochs=60, validate=False,
-         feature_cache={{_base_.feature_cache}}),
-    dict(name='finetune', epochs=120),
-])

@@ -8,12 +8,11 @@
 #       --out data/toy_sysu --num-ids 64
 #   OMP_NUM_THREADS=1 python tools/train.py configs/eees_toy.py
 # (one intra-op thread is much faster on a small, shared CPU.)
-# Same model class, losses, GeM/BNNeck head and modality-specific stems as
-# configs/eees_sysu.py. The CLIP is the tiny toy CLIP of the CLIP-VIReID toy
+# The model of configs/eees_sysu.py (losses, GeM/BNNeck head,
+# modality-specific stems) with the tiny toy CLIP of the CLIP-VIReID toy
 # (RN50 layout at width 8, one block per stage, 64-d embedding, 64x32
-# input), pretrained on synthetic image-caption pairs
-# (docs/en/user_guides/toy_world.md), so prompts and descriptions meet
-# features with meaning. Ablations: configs/eees_ablation/.
+# input; docs/en/user_guides/toy_world.md) and shorter stages. Ablations:
+# configs/eees_ablation/.
 _base_ = [
     '_base_/models/eees_rn50.py',
     '_base_/datasets/toy_sysu_64x32.py',
@@ -21,7 +20,7 @@ _base_ = [
     '_base_/default_runtime.py',
 ]
 
-# = clip_arch of _base_/models/clip_vireid_tiny_rn.py
+# = tiny_rn_arch of _base_/models/clip_vireid_tiny_rn.py
 tiny_clip_arch = dict(
     embed_dim=64,
     vision_cfg=dict(image_size=(64, 32), layers=(1, 1, 1, 1), width=8),
@@ -49,6 +48,8 @@ model = dict(
 # attributes)
 train_dataloader = dict(dataset=dict(descriptions='descriptions.json'))
 
+# shorter stages (lists are replaced whole); the cache extracts in the main
+# process with the toy pipeline
 train_cfg = dict(
     stages=[
         dict(name='prompt', epochs=10, validate=False,
@@ -56,9 +57,8 @@ train_cfg = dict(
         dict(name='finetune', epochs=24),
     ],
     val_interval=6)
-# Fine-tuning a pretrained toy CLIP: 1e-3 (of 3e-3, 1e-3 and 3e-4 on the
-# tuning toy data, docs/en/benchmarks.md); the prompt tokens start from
-# scratch and take 3e-3.
+# Prompt tokens from scratch at 3e-3, the pretrained toy CLIP fine-tuned at
+# 1e-3 (chosen on the toy data: configs/eees/README.md).
 optim_wrapper = dict(
     prompt=dict(optimizer=dict(lr=3e-3)),
     finetune=dict(optimizer=dict(lr=1e-3)))

@@ -19,6 +19,8 @@ train_pipeline = load_and_resize + [
 ]
 test_pipeline = load_and_resize + [dict(type='PackVIReIDInputs')]
 
-# The frozen-encoder feature cache of prompt stages uses the test pipeline.
+# A prompt stage's feature cache with this test pipeline named explicitly
+# (feature_cache={{_base_.feature_cache}}); the caches of the schedule bases
+# leave the pipeline out and so use val_dataloader's, the same one.
 feature_cache = dict(pipeline=test_pipeline, batch_size=64,
                      extract_batch_size=128, num_workers=4)

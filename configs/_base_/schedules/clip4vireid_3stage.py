@@ -4,13 +4,15 @@
 #   hsa — image encoder + head + prompt tokens (small lr) train together.
 # 60 + 80 + 40 epochs: the same prompt budget (60) and image budget (120) as
 # the CLIP-VIReID baseline, so the two compare at equal cost.
-# Scheduler epochs are relative to their stage (MultiStageTrainLoop). Leaf
-# configs set train_cfg.stages, with the dataset base's feature_cache (and
-# modalities=['vis']) on the tsg stage.
+# Scheduler epochs are relative to their stage (MultiStageTrainLoop).
 train_cfg = dict(
     type='MultiStageTrainLoop',
     stages=[
-        dict(name='tsg', epochs=60, validate=False),
+        # the frozen encoder's features of every VISIBLE train image,
+        # extracted once with the val pipeline (the cache's default pipeline)
+        dict(name='tsg', epochs=60, validate=False,
+             feature_cache=dict(batch_size=64, extract_batch_size=128,
+                                num_workers=4, modalities=['vis'])),
         dict(name='ife', epochs=80),
         dict(name='hsa', epochs=40),
     ],

@@ -7,7 +7,12 @@
 train_cfg = dict(
     type='MultiStageTrainLoop',
     stages=[
-        dict(name='prompt', epochs=60, validate=False),
+        # the frozen encoder's features of every train image of both
+        # modalities, extracted once with the val pipeline (the cache's
+        # default pipeline)
+        dict(name='prompt', epochs=60, validate=False,
+             feature_cache=dict(batch_size=64, extract_batch_size=128,
+                                num_workers=4)),
         dict(name='finetune', epochs=120),
     ],
     val_interval=10)
