@@ -11,6 +11,7 @@ from mmengine.runner import Runner
 from mmengine.utils import digit_version
 from mmengine.utils.dl_utils import TORCH_VERSION
 
+from mmvireid.registry import RUNNERS
 from mmvireid.utils import register_all_modules
 from mmvireid.utils.tool_utils import (AMP_CHOICES, UserInputError, apply_amp,
                                        check_auto_resume, check_cfg_options,
@@ -192,7 +193,6 @@ def main():
             if 'runner_type' not in cfg:
                 runner = Runner.from_cfg(cfg)
             else:
-                from mmvireid.registry import RUNNERS
                 runner = RUNNERS.build(cfg)
             runner.train()
 

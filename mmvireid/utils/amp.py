@@ -1,5 +1,6 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """``--amp``: rewrite a config's optim wrappers for mixed precision."""
+import torch
 from mmengine.config import ConfigDict
 from mmengine.logging import print_log
 
@@ -45,7 +46,6 @@ def apply_amp(cfg, dtype: str = 'auto') -> str:
     Returns:
         str: The dtype used, ``'bf16'`` or ``'fp16'``.
     """
-    import torch
     if dtype not in AMP_CHOICES:
         raise UserInputError(f'--amp {dtype!r}: choose one of {AMP_CHOICES}')
     if not torch.cuda.is_available():
@@ -63,8 +63,8 @@ def apply_amp(cfg, dtype: str = 'auto') -> str:
         stage_cfg['type'] = 'AmpOptimWrapper'
         stage_cfg['dtype'] = dict(bf16='bfloat16', fp16='float16')[dtype]
         stage_cfg.setdefault(
-            'loss_scale', dict(enabled=False) if dtype == 'bf16' else
-            'dynamic')
+            'loss_scale',
+            dict(enabled=False) if dtype == 'bf16' else 'dynamic')
     for key in ('val_cfg', 'test_cfg'):
         loop = cfg.get(key)
         if isinstance(loop, (dict, ConfigDict)):

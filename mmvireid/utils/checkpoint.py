@@ -14,6 +14,7 @@ a resume checkpoint needs. numpy pickles its dtype classes as
 would defeat the safety check, so that name is bound to
 :func:`_restricted_getattr`, which resolves only those.
 """
+import ast
 import os.path as osp
 import pickle
 import re
@@ -21,7 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-from mmengine.logging import HistoryBuffer
+from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from .errors import UserInputError
@@ -66,6 +67,8 @@ def _restricted_getattr(obj: Any, name: str) -> Any:
     """A ``getattr`` restricted to what checkpoints legitimately look up:
     ``numpy.dtypes.<Name>DType`` classes and the statistics methods
     (``min``/``max``/``mean``/``current``) a ``HistoryBuffer`` pickles."""
+    # numpy.dtypes exists from numpy 1.25; it is only reached when a
+    # checkpoint names it (saved by such a numpy)
     import numpy.dtypes as np_dtypes
     if obj is np_dtypes and isinstance(name, str) and name.endswith('DType'):
         return getattr(np_dtypes, name)
@@ -202,7 +205,6 @@ def checkpoint_model_type(checkpoint: Dict) -> Optional[str]:
     The text is parsed, not executed: the top-level ``model = dict(...)``
     assignment's own ``type`` keyword (not a nested component's).
     """
-    import ast
     cfg_text = (checkpoint.get('meta') or {}).get('cfg') if isinstance(
         checkpoint, dict) else None
     if not isinstance(cfg_text, str):
@@ -287,7 +289,6 @@ def load_model_checkpoint(model: torch.nn.Module,
         CheckpointMismatchError: ``strict`` and something does not fit; the
             message lists what.
     """
-    from mmengine.logging import print_log
     checkpoint = safe_load_checkpoint(filename, map_location='cpu')
     if not isinstance(checkpoint, dict):
         raise NotACheckpointError(

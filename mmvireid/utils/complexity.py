@@ -17,6 +17,8 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
+from mmengine.analysis import get_model_complexity_info
+from mmengine.logging import MMLogger
 
 __all__ = [
     'encoder_complexity', 'image_encoder_complexity', 'text_encoder_complexity'
@@ -55,8 +57,6 @@ class _TextEncoderFLOPs(nn.Module):
 
 
 def _count(module: nn.Module, inputs: tuple, show_table: bool) -> dict:
-    from mmengine.analysis import get_model_complexity_info
-    from mmengine.logging import MMLogger
     logger = MMLogger.get_current_instance()
     level = logger.level
     # unsupported-operator notes (e.g. aten::add) go to the log at WARNING

@@ -5,9 +5,17 @@
 values); :func:`run_or_explain` prints it, and the other errors
 :func:`explain_error` recognises, as one ``ERROR:`` line with exit code 1.
 """
+import difflib
+import inspect
 import re
 import sys
 from typing import Callable, Optional
+
+import mmengine.registry as mmengine_registry
+from mmengine.registry import Registry
+
+import mmvireid.registry as mmvireid_registry
+from .fileio import DiskFullError
 
 __all__ = [
     'UserInputError',
@@ -27,12 +35,8 @@ class UserInputError(ValueError):
 def _registries():
     """Every registry a config ``type`` may be looked up in: mmvireid's and
     MMEngine's roots (which reach mmcv and other scopes)."""
-    import mmengine.registry as root
-    from mmengine.registry import Registry
-
-    import mmvireid.registry as ours
     found = []
-    for module in (ours, root):
+    for module in (mmvireid_registry, mmengine_registry):
         for value in vars(module).values():
             if isinstance(value, Registry) and value not in found:
                 found.append(value)
@@ -61,7 +65,6 @@ def closest_names(name: str, candidates, n: int = 3):
     hints: a case-insensitive equal name first, then the names within 0.1
     of the best similarity (at least 0.6). A scoped name (``scope.Name``)
     is compared with the names of the same scope, without the scope."""
-    import difflib
     scope, _, bare = name.rpartition('.')
     pool = {}
     for cand in set(candidates):
@@ -103,7 +106,6 @@ def _registry_of(scope: Optional[str], name: str):
 def _init_arguments(cls):
     """Keyword names ``cls(...)`` accepts (following ``**kwargs`` into the
     base classes); None if it accepts anything."""
-    import inspect
     names = set()
     for klass in cls.__mro__:
         init = klass.__dict__.get('__init__')
@@ -130,11 +132,11 @@ def explain_error(error: BaseException) -> Optional[str]:
     argument of a component (with the closest argument names), unreadable or
     unsafe checkpoints and undecodable images.
     """
+    # Not at the top: the engine and .checkpoint import this module (a
+    # cycle), and the datasets are an upper layer utils does not load.
     from mmvireid.datasets.transforms import CorruptImageError
     from mmvireid.engine.hooks import NonFiniteLossError
-    from mmvireid.utils.checkpoint import (CorruptCheckpointError,
-                                           UnsafeCheckpointError)
-    from mmvireid.utils.fileio import DiskFullError
+    from .checkpoint import CorruptCheckpointError, UnsafeCheckpointError
     if isinstance(error, (UserInputError, NonFiniteLossError, DiskFullError)):
         return str(error)
     if isinstance(error, FileNotFoundError):

@@ -1,7 +1,10 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """Launch settings the tools adjust (CPU process groups, loader workers)."""
+import datetime
 import logging
 
+import torch
+import torch.distributed as dist
 from mmengine.config import ConfigDict
 from mmengine.logging import print_log
 
@@ -28,10 +31,6 @@ def setup_cpu_distributed(cfg) -> bool:
     Returns:
         bool: Whether a CPU process group was set up.
     """
-    import datetime
-
-    import torch
-    import torch.distributed as dist
     launcher = cfg.get('launcher', 'none')
     if launcher == 'none' or torch.cuda.is_available():
         return False

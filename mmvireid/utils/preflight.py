@@ -1,10 +1,21 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
-"""Checks the tools run before anything is built, written or downloaded."""
+"""Checks the tools run before anything is built, written or downloaded.
+
+``mmvireid.utils`` is the base layer: the engine imports it at module level
+(and so may any other subpackage). The checks here that need an upper layer
+(the engine's stage parsing, the datasets' description errors, the models'
+weight paths) import it inside the function, so that this module never
+depends on them at import time and no import cycle can form.
+"""
+import copy
+import difflib
+import os
 import os.path as osp
 from typing import Optional, Sequence
 
-from mmengine.config import ConfigDict
+from mmengine.config import Config, ConfigDict
 
+from mmvireid.registry import DATA_SAMPLERS, DATASETS
 from .errors import (UserInputError, _did_you_mean, _registered_names,
                      _registries, closest_names)
 
@@ -15,11 +26,11 @@ __all__ = [
     'check_cfg_options',
     'check_writable',
     'check_pretrained_files',
+    'check_num_classes',
     'rehearsal_config',
     'RUNNER_KEYS',
     'LOADERS',
 ]
-
 
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -73,9 +84,6 @@ def preflight_datasets(cfg,
         UserInputError: With a message naming the dataset and the file at
             fault.
     """
-    import copy
-
-    from mmvireid.registry import DATASETS
     for where, dataset_cfg in _dataset_configs(cfg, loaders):
         root = dataset_cfg.get('data_root')
         if root is None:
@@ -90,6 +98,7 @@ def preflight_datasets(cfg,
         except (FileNotFoundError, ValueError, KeyError) as e:
             msg = e.args[0] if e.args and isinstance(e.args[0], str) \
                 else str(e)
+            # upper layer, imported here (see the module docstring)
             from mmvireid.datasets.descriptions import DescriptionsError
             if isinstance(e, DescriptionsError) and cfg.filename:
                 # the exact command for this config (EEES descriptions)
@@ -100,13 +109,15 @@ def preflight_datasets(cfg,
             _check_listed_files(where, name, root, dataset)
         if where == 'train_dataloader.dataset':
             _check_train_sampler(cfg, where, name, dataset)
-            _check_num_classes(cfg, where, name, dataset)
+            model = cfg.get('model') or {}
+            check_num_classes(
+                model.get('num_classes') if hasattr(model, 'get') else None,
+                dataset, where)
 
 
 def _data_root_override(cfg, where: str, root: str) -> Optional[str]:
     """``root`` if it is not the data_root the config file declares for
     ``where`` (changed with --cfg-options), else None."""
-    from mmengine.config import Config
     try:
         declared = Config.fromfile(cfg.filename)
         for key in where.split('.'):
@@ -139,26 +150,35 @@ def _check_listed_files(where: str, name: str, root: str, dataset) -> None:
             'completely and that the split files belong to this copy.')
 
 
-def _check_num_classes(cfg, where: str, name: str, dataset) -> None:
-    """``model.num_classes`` must be the train set's number of identities
-    (checked again by StageSwitchHook; here before the model is built,
-    which for RN50 configs means before the CLIP download)."""
-    model = cfg.get('model') or {}
-    expected = model.get('num_classes') if hasattr(model, 'get') else None
+def check_num_classes(num_classes: Optional[int],
+                      dataset,
+                      where: str = 'train_dataloader.dataset') -> None:
+    """``model.num_classes`` must be the train set's number of identities.
+
+    Checked here on the config, before the model is built (which for RN50
+    configs means before the CLIP download), and by
+    :class:`~mmvireid.engine.runner.MultiStageTrainLoop` on the built model
+    for runs that skip the tools.
+
+    Args:
+        num_classes (int, optional): ``model.num_classes``; None skips.
+        dataset: The train set; its ``metainfo['num_classes']`` (if any)
+            is the number of train identities.
+        where (str): The config key of the train set, for the message.
+    """
     found = getattr(dataset, 'metainfo', {}).get('num_classes')
-    if expected is not None and found is not None and expected != found:
+    if num_classes is not None and found is not None and \
+            num_classes != found:
         raise UserInputError(
-            f'model.num_classes={expected} but {where} ({name}) has {found} '
-            f'train identities; set model.num_classes={found} in the config '
-            f'(or --cfg-options model.num_classes={found}).')
+            f'model.num_classes={num_classes} but {where} '
+            f'({type(dataset).__name__}) has {found} train identities; set '
+            f'model.num_classes={found} in the config (or --cfg-options '
+            f'model.num_classes={found}).')
 
 
 def _check_train_sampler(cfg, where: str, name: str, dataset) -> None:
     """Build the train sampler once: e.g. CrossModalIdentitySampler refuses
     identities with images in one modality only, naming their labels."""
-    import copy
-
-    from mmvireid.registry import DATA_SAMPLERS
     sampler_cfg = cfg.train_dataloader.get('sampler')
     if not isinstance(sampler_cfg, (dict, ConfigDict)):
         return
@@ -288,7 +308,6 @@ def check_cfg_options(cfg, options) -> None:
     Raises:
         UserInputError: Names the key and the existing one it resembles.
     """
-    import difflib
     if not options:
         return
     for full_key in options:
@@ -311,7 +330,8 @@ def check_cfg_options(cfg, options) -> None:
                     f'--cfg-options {full_key}: the config has no key '
                     f'"{top}". Did you mean "{close[0]}"?')
             close = difflib.get_close_matches(
-                top, [str(k) for k in cfg.keys()] + sorted(RUNNER_KEYS), n=1,
+                top, [str(k) for k in cfg.keys()] + sorted(RUNNER_KEYS),
+                n=1,
                 cutoff=0.6)
             raise UserInputError(
                 f'--cfg-options {full_key}: "{top}" is neither a key of the '
@@ -357,7 +377,6 @@ def rehearsal_config(cfg, iters: int, work_dir: str):
     Returns:
         Config: The rehearsal's config.
     """
-    import copy
     cfg = copy.deepcopy(cfg)
     cfg.work_dir = work_dir
     train_cfg = cfg.train_cfg
@@ -382,6 +401,7 @@ def check_pretrained_files(cfg) -> None:
     (otherwise it fails when the weights are loaded, after the model is
     built and the work directory written). Tags such as ``'openai'`` are
     left to the loader."""
+    # upper layer, imported here (see the module docstring)
     from mmvireid.models.utils.open_clip_builder import _looks_like_path
 
     def walk(node, where):
@@ -408,24 +428,17 @@ def check_pretrained_files(cfg) -> None:
 
 def preflight_training(cfg) -> None:
     """Checks of a training config that need no dataset or model: the work
-    directory can be written, and every stage's ``feature_cache`` settings
-    are valid (otherwise refused only when the stage starts, possibly hours
-    in)."""
+    directory can be written, the local weight files exist, and the stage
+    plan is one :class:`MultiStageTrainLoop` accepts (every stage's keys and
+    ``feature_cache`` settings), before the work directory is written."""
     check_writable(cfg.work_dir, 'work_dir', is_dir=True)
     check_pretrained_files(cfg)
-    from mmvireid.engine.feature_cache import check_cache_cfg
-    stages = (cfg.get('train_cfg') or {}).get('stages') or []
-    for i, stage in enumerate(stages):
-        cache = stage.get('feature_cache') if hasattr(stage, 'get') else None
-        if cache is None:
-            continue
-        try:
-            check_cache_cfg(stage.get('name'), dict(cache))
-        except (KeyError, ValueError) as e:
-            msg = e.args[0] if e.args and isinstance(e.args[0], str) \
-                else str(e)
-            raise UserInputError(
-                f'train_cfg.stages[{i}].feature_cache: {msg}') from e
+    stages = (cfg.get('train_cfg') or {}).get('stages')
+    if stages is not None:
+        # the engine imports this module: importing it at the top would be
+        # a cycle (see the module docstring)
+        from mmvireid.engine.runner import parse_stages
+        parse_stages(stages)
 
 
 def check_writable(path: str, what: str, is_dir: bool) -> None:
@@ -437,7 +450,6 @@ def check_writable(path: str, what: str, is_dir: bool) -> None:
         what (str): The option that gave it, for the message.
         is_dir (bool): Whether ``path`` is a folder.
     """
-    import os
     target = osp.abspath(path)
     if is_dir and osp.isdir(target):
         probe = target

@@ -1,12 +1,16 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """``--resume``: find, check and refuse checkpoints before a run starts."""
 import logging
+import os
 import os.path as osp
 import re
+import zipfile
 from typing import Optional
 
 from mmengine.logging import print_log
 
+from .checkpoint import (CheckpointMismatchError, checkpoint_model_type,
+                         safe_load_checkpoint)
 from .errors import UserInputError
 
 __all__ = [
@@ -20,7 +24,6 @@ __all__ = [
 def _complete_checkpoint(path: str) -> bool:
     """Whether ``path`` is a complete torch zip checkpoint (a kill while
     writing leaves no zip directory at the end)."""
-    import zipfile
     try:
         with open(path, 'rb') as f:
             if f.read(4) != b'PK\x03\x04':
@@ -33,7 +36,6 @@ def _complete_checkpoint(path: str) -> bool:
 def newest_complete_checkpoint(work_dir: str) -> Optional[str]:
     """The ``epoch_N.pth`` / ``iter_N.pth`` of ``work_dir`` with the largest
     N whose file is complete, or None."""
-    import os
     found = []
     for name in os.listdir(work_dir) if osp.isdir(work_dir) else ():
         match = re.fullmatch(r'(epoch|iter)_(\d+)\.pth', name)
@@ -100,7 +102,6 @@ def check_resume_checkpoint(path: str) -> None:
     copy, or a kill while a non-atomic writer saved it). Files in the legacy
     format are left to the loader, which names them if they are corrupt.
     """
-    import zipfile
     if not osp.isfile(path):
         raise UserInputError(
             f'--resume: checkpoint "{path}" does not exist. Pass an existing '
@@ -120,10 +121,9 @@ def check_resume_compatible(cfg, path: str) -> None:
     this config's method (the model type in its saved config) and from a
     stage plan this one can continue (:func:`check_resume_plan`). Its
     tensors are compared with the model when the Runner loads it."""
-    from mmvireid.engine.hooks.stage_switch_hook import check_resume_plan
-    from mmvireid.utils.checkpoint import (CheckpointMismatchError,
-                                           checkpoint_model_type,
-                                           safe_load_checkpoint)
+    # the engine imports mmvireid.utils at module level: importing it at
+    # the top of this module would be a cycle
+    from mmvireid.engine.runner import check_resume_plan
     checkpoint = safe_load_checkpoint(path, map_location='cpu', mmap=True)
     if not isinstance(checkpoint, dict):
         return

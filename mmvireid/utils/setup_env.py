@@ -4,6 +4,8 @@ import warnings
 
 from mmengine import DefaultScope
 
+from .checkpoint import register_safe_checkpoint_loader
+
 
 def register_all_modules(init_default_scope: bool = True) -> None:
     """Register all modules of mmvireid into the registries.
@@ -13,11 +15,12 @@ def register_all_modules(init_default_scope: bool = True) -> None:
             ``'mmvireid'``, so registries resolve unprefixed names here
             first. Defaults to True.
     """
+    # Importing the subpackages registers their modules; here, not at the
+    # top, because they import mmvireid.utils (a cycle).
     import mmvireid.datasets  # noqa: F401,F403
     import mmvireid.engine  # noqa: F401,F403
     import mmvireid.evaluation  # noqa: F401,F403
     import mmvireid.models  # noqa: F401,F403
-    from .checkpoint import register_safe_checkpoint_loader
     register_safe_checkpoint_loader()
 
     if not init_default_scope:

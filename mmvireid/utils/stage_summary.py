@@ -13,9 +13,15 @@ once per epoch as ``ParamSchedulerHook`` steps them during training (every
 stage's schedulers, every epoch).
 """
 import copy
+import warnings
 from typing import Dict, List, Optional
 
+import torch
 from mmengine.config import ConfigDict
+from mmengine.optim import OptimWrapper
+from mmengine.registry import DefaultScope
+
+from mmvireid.registry import PARAM_SCHEDULERS
 
 __all__ = ['stage_summary', 'format_stage_summary', 'stage_lr_curve']
 
@@ -68,14 +74,9 @@ def stage_lr_curve(cfg, stage: str, lr: float, stages) -> Dict[int, float]:
         the stage (the rate of its first iteration; an iteration-based
         scheduler may change it within the epoch).
     """
-    import warnings
-
-    import torch
-    from mmengine.optim import OptimWrapper
-    from mmengine.registry import DefaultScope
-
-    from mmvireid.engine.runner.multi_stage_loop import shift_stage_schedulers
-    from mmvireid.registry import PARAM_SCHEDULERS
+    # the engine imports mmvireid.utils at module level: importing it at
+    # the top of this module would be a cycle
+    from mmvireid.engine.runner import shift_stage_schedulers
     spec = next(s for s in stages if s.name == stage)
     param_scheduler = cfg.get('param_scheduler')
     if isinstance(param_scheduler, (dict, ConfigDict)) and \
@@ -176,7 +177,8 @@ def stage_summary(cfg) -> List[dict]:
             names the key), or a stage plan / scheduler fails the checks
             of :class:`MultiStageTrainLoop`.
     """
-    from mmvireid.engine.runner.multi_stage_loop import parse_stages
+    # not at the top: a cycle (see stage_lr_curve)
+    from mmvireid.engine.runner import parse_stages
     train_cfg = cfg.get('train_cfg') or {}
     if not train_cfg.get('stages'):
         raise ValueError('train_cfg.stages: the config has no stage plan '

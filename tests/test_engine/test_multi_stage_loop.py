@@ -3,10 +3,12 @@ import os.path as osp
 
 import pytest
 import torch
-from toy_utils import REPO_ROOT
+from toy_utils import REPO_ROOT, toy_config
 
 from mmvireid.engine.runner import parse_stages
 from mmvireid.engine.runner.multi_stage_loop import MultiStageTrainLoop
+from mmvireid.utils.errors import UserInputError
+from mmvireid.utils.preflight import preflight_training
 
 
 def test_parse_stages_offsets():
@@ -26,10 +28,99 @@ def test_parse_stages_offsets():
     ([dict(name='a')], 'must be a dict with "name" and "epochs"'),
     ([dict(name='a', epochs=0)], 'positive integer'),
     ([dict(name='a', epochs=1), dict(name='a', epochs=1)], 'duplicate'),
+    ([dict(name='a', epochs=1, validate='no')],
+     r'train_cfg.stages\[0\] \("a"\): validate must be True or False'),
+    ([dict(name='a', epochs=1), dict(name='b', epochs=1, feature_cahce={})],
+     r'train_cfg.stages\[1\] \("b"\): unknown key "feature_cahce"; a stage '
+     r"has \['name', 'epochs', 'validate', 'feature_cache'\]. Did you mean "
+     r'"feature_cache"\?'),
+    ([dict(name='a', epochs=1, feature_cache=[64])],
+     r'train_cfg.stages\[0\].feature_cache: stage "a": must be a dict'),
 ])
 def test_parse_stages_errors(bad, msg):
-    with pytest.raises(ValueError, match=msg):
+    with pytest.raises(UserInputError, match=msg):
         parse_stages(bad)
+
+
+def test_every_stage_feature_cache_is_checked_when_parsed():
+    plan = [
+        dict(
+            name='prompt',
+            epochs=60,
+            validate=False,
+            feature_cache=dict(mode='paired', batch_size=32)),
+        dict(
+            name='fusion',
+            epochs=40,
+            validate=False,
+            feature_cache=dict(mode='sampled', batch_size=64)),
+        dict(
+            name='finetune',
+            epochs=120,
+            feature_cache=dict(mode='sampled', batch_sise=64)),
+    ]
+    with pytest.raises(
+            UserInputError,
+            match=r'^train_cfg.stages\[2\].feature_cache: stage "finetune": '
+            r"unknown feature_cache keys \['batch_sise'\]"):
+        parse_stages(plan)
+    # the tools' preflight goes through the same parser, before anything
+    # is written
+    from mmengine.config import Config
+    cfg = Config(
+        dict(work_dir='/tmp', model=dict(), train_cfg=dict(stages=plan)))
+    with pytest.raises(UserInputError, match=r'stages\[2\].feature_cache'):
+        preflight_training(cfg)
+    # parsed stages parse again unchanged (the loop re-parses its own)
+    plan[2]['feature_cache'] = dict(mode='sampled', batch_size=64)
+    parsed = parse_stages(plan)
+    assert parse_stages(parsed) == parsed
+
+
+def test_a_typo_in_the_last_stage_fails_at_loop_construction(
+        toy_sysu_root, tmp_path):
+    from mmengine.runner import Runner
+
+    from mmvireid.utils import register_all_modules
+    register_all_modules()
+    cfg = toy_config(toy_sysu_root, str(tmp_path))
+    cfg.train_cfg.stages[-1]['feature_cache'] = dict(mode='pairs')
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(
+            UserInputError,
+            match=r'train_cfg.stages\[1\].feature_cache: stage "finetune": '
+            r"feature_cache.mode must be one of \('shuffled', 'paired', "
+            r"'sampled'\), got 'pairs'"):
+        runner.train()
+    # refused before the first epoch: no stage entered, nothing saved
+    assert runner.model.current_stage is None
+    assert not list(tmp_path.glob('*.pth'))
+
+
+@pytest.mark.parametrize('change,msg', [
+    (dict(stage='warmup'),
+     r'train_cfg.stages\[1\] names stage "warmup" but CLIPVIReID has the '
+     r"stages \['prompt', 'finetune'\]"),
+    (dict(num_classes=7),
+     r'model.num_classes=7 but train_dataloader.dataset \(SYSUMM01Dataset\) '
+     r'has 43 train identities; set model.num_classes=43'),
+])
+def test_loop_checks_the_plan_against_the_model(toy_sysu_root, tmp_path,
+                                                change, msg):
+    from mmengine.runner import Runner
+
+    from mmvireid.utils import register_all_modules
+    register_all_modules()
+    cfg = toy_config(toy_sysu_root, str(tmp_path))
+    if 'stage' in change:
+        cfg.train_cfg.stages[-1]['name'] = change['stage']
+        cfg.optim_wrapper[change['stage']] = cfg.optim_wrapper.finetune
+        cfg.param_scheduler[change['stage']] = cfg.param_scheduler.finetune
+    else:
+        cfg.model.num_classes = change['num_classes']
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(UserInputError, match=msg):
+        runner.train_loop
 
 
 class _FakeRunner:
@@ -134,7 +225,6 @@ def _resume(plan_now, epoch, plan_saved=None):
 
 
 def test_resume_checks_the_stage_plan():
-    from mmvireid.utils.tool_utils import UserInputError
     plan = [dict(name='prompt', epochs=4), dict(name='finetune', epochs=6)]
     # the stage in progress (finetune, 2 of 6 epochs done) may change length
     _resume([plan[0], dict(name='finetune', epochs=3)], 6, plan)

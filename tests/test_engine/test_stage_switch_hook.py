@@ -84,11 +84,13 @@ def test_resumed_epoch_lands_in_its_stage(runner):
 
 
 def test_num_classes_mismatch_is_reported(toy_sysu_root, tmp_path):
+    # checked by the loop, which the hook builds before the first epoch
     cfg = toy_config(toy_sysu_root, str(tmp_path))
     cfg.model.num_classes = 7
     runner = Runner.from_cfg(cfg)
-    with pytest.raises(ValueError, match=r'model.num_classes=7 but the train'
-                       r' set \(SYSUMM01Dataset\) has 43 identities'):
+    with pytest.raises(ValueError, match=r'model.num_classes=7 but '
+                       r'train_dataloader.dataset \(SYSUMM01Dataset\) has 43 '
+                       r'train identities'):
         _hook(runner).before_train(runner)
 
 
@@ -98,3 +100,29 @@ def test_needs_multi_stage_loop(toy_sysu_root, tmp_path):
     runner = Runner.from_cfg(cfg)
     with pytest.raises(TypeError, match='MultiStageTrainLoop'):
         _hook(runner).before_train(runner)
+
+
+def test_the_stage_is_the_models_and_every_run_sets_its_loader(runner):
+    """The hook keeps no stage of its own: it compares the epoch's stage
+    with ``model.current_stage``, and the first epoch of a run sets the
+    stage's loader even when the model is already in that stage (the loop
+    starts every run with the image loader)."""
+    hook = _hook(runner)
+    assert not hasattr(hook, 'current_stage')
+    hook.before_train(runner)
+    loop = runner.train_loop
+    image_loader = loop.dataloader
+    runner.model.switch_stage('prompt')  # e.g. by an earlier run
+    loop._epoch = 0
+    hook.before_train_epoch(runner)
+    assert runner.model.current_stage == 'prompt'
+    assert isinstance(loop.dataloader.dataset, FeatureCacheDataset)
+    cache_loader = loop.dataloader
+    hook.before_train_epoch(runner)
+    assert loop.dataloader is cache_loader
+    # a second run starts from the image loader again
+    loop.dataloader = image_loader
+    hook.before_train(runner)
+    hook.before_train_epoch(runner)
+    assert isinstance(loop.dataloader.dataset, FeatureCacheDataset)
+    assert loop.dataloader is not cache_loader

@@ -14,9 +14,9 @@ from mmengine.logging import MessageHub
 from mmpretrain.structures import DataSample
 from torch.utils.data import DataLoader
 
-from mmvireid.datasets.feature_cache import PairedCacheBatchSampler
+from mmvireid.datasets.feature_cache import (PairedCacheBatchSampler,
+                                             build_feature_cache)
 from mmvireid.datasets.samplers import CrossModalIdentitySampler
-from mmvireid.engine.feature_cache import FeatureCacheBuilder
 from mmvireid.engine.hooks import StageSwitchHook
 from mmvireid.engine.runner import parse_stages
 from mmvireid.engine.runner.multi_stage_loop import MultiStageTrainLoop
@@ -71,9 +71,12 @@ class CacheModel(nn.Module):
     def __init__(self):
         super().__init__()
         self.stages, self.extract_sizes, self.modes = [], [], []
+        self.current_stage = None
 
     def switch_stage(self, name):
-        self.stages.append(name)
+        if name != self.current_stage:
+            self.stages.append(name)
+        self.current_stage = name
 
     def extract_cache_features(self, batch):
         self.extract_sizes.append(len(batch['inputs']))
@@ -308,17 +311,22 @@ def test_paired_batch_sampler():
      r"feature_cache.extract_batch_size does not apply to mode='sampled'"),
     (dict(mode='paired', batch_size=0), ValueError,
      'feature_cache.batch_size must be a positive int, got 0'),
+    (dict(modalities=['vis', 'nir']), ValueError,
+     r"each of feature_cache.modalities must be one of \['vis', 'ir'\], "
+     r"got 'nir'"),
     (dict(mode='paired', pairs=True), KeyError,
      r'stage "prompt": unknown feature_cache keys \[\W*pairs\W*\]; known '
      r'keys are'),
 ])
 def test_cache_config_errors(cache, error, msg):
-    runner = make_runner([
-        dict(name='prompt', epochs=1, validate=False, feature_cache=cache),
-        dict(name='finetune', epochs=1),
-    ])
+    """build_feature_cache checks its settings itself (the benchmark calls
+    it directly); the loop checks them for every stage at construction
+    (tests/test_engine/test_multi_stage_loop.py)."""
+    runner = make_runner([dict(name='finetune', epochs=1)])
     with pytest.raises(error, match=msg):
-        enter(runner, 0)
+        build_feature_cache(runner.model, cache,
+                            runner.cfg.train_dataloader.dataset,
+                            runner.image_loader.sampler, stage='prompt')
 
 
 def test_paired_cache_needs_the_identity_sampler_and_a_pipeline():
@@ -357,7 +365,7 @@ def test_ddp_shards_gather_into_the_single_process_cache(monkeypatch):
     """Two ranks (P identities each, drawn as CrossModalIdentitySampler
     shards one stream) gather the cache that one process with 2P identities
     per step extracts: the same pairs in the same order."""
-    from mmvireid.engine import feature_cache as module
+    from mmvireid.datasets.feature_cache import builder as module
     stages = [
         dict(
             name='prompt',
@@ -369,10 +377,14 @@ def test_ddp_shards_gather_into_the_single_process_cache(monkeypatch):
     cache_cfg = stages[0]['feature_cache']
 
     def extract(runner):
-        hook = StageSwitchHook()
-        hook.before_train(runner)
-        return FeatureCacheBuilder(runner, hook._image_loader) \
-            .extract_paired_features(cache_cfg, epoch=0)
+        cache = build_feature_cache(
+            runner.model,
+            cache_cfg,
+            runner.cfg.val_dataloader.dataset,
+            runner.image_loader.sampler,
+            epoch=0,
+            seed=runner.seed).dataset
+        return cache.feats, cache.labels, cache.modalities
 
     single = extract(make_runner(stages, num_ids=2 * P))
     parts = {}

@@ -145,3 +145,37 @@ def test_clear_errors():
             osp.join(REPO, 'configs/clip_vireid_toy.py'), '--device', 'cpu',
             '--batch-size', '12', '--skip-loader'
         ])
+
+
+def test_cached_batch_comes_from_build_feature_cache(toy_sysu_root, capsys,
+                                                     monkeypatch):
+    """The mmvireid row enters stages with enter_stage and steps on the
+    first batch of the loader build_feature_cache makes in the stage's
+    mode: CSDN's prompt stage caches pairs, [32 visible; 32 infrared]."""
+    calls, batches = [], []
+    build = benchmark_train.build_feature_cache
+    enter = benchmark_train.enter_stage
+
+    def recording_build(model, cache_cfg, *args, **kwargs):
+        loader = build(model, cache_cfg, *args, **kwargs)
+        calls.append((kwargs['stage'], cache_cfg['mode'],
+                      type(loader.batch_sampler).__name__))
+        batches.append(next(iter(loader)))
+        return loader
+
+    entered = []
+    monkeypatch.setattr(benchmark_train, 'build_feature_cache',
+                        recording_build)
+    monkeypatch.setattr(
+        benchmark_train, 'enter_stage', lambda model, name, data:
+        (entered.append(
+            (name, model.current_stage)), enter(model, name, data)))
+    _run('configs/csdn_toy.py', capsys, '--stages', 'prompt',
+         '--skip-baseline', '--skip-loader', '--cfg-options',
+         f'train_dataloader.dataset.data_root={toy_sysu_root}')
+    assert entered == [('prompt', None)]
+    assert calls == [('prompt', 'paired', 'PairedCacheBatchSampler')]
+    samples = batches[0]['data_samples']
+    assert batches[0]['inputs'].shape[0] == 64
+    assert samples['modality'].tolist() == [0] * 32 + [1] * 32
+    assert torch.equal(samples['gt_label'][:32], samples['gt_label'][32:])

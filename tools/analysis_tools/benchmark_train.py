@@ -20,6 +20,13 @@ batches:
   positions; prompt stages re-run the frozen image encoder over the images
   of every batch instead of reading a feature cache.
 
+Both enter every stage as training does (:func:`enter_stage`, the model's
+own ``switch_stage``), and every extraction goes through the feature-cache
+code of training: the mmvireid row's cached batch is the first batch of the
+loader :func:`build_feature_cache` makes from synthetic images (in the
+stage's ``feature_cache.mode``), and the reference-style row extracts with
+:func:`extract_batch_features`.
+
 It prints img/s (features/s for prompt stages) of both, their ratio, the peak
 GPU memory of each, and — unless ``--skip-loader`` — the img/s of the train
 data loader alone (the config's dataset, workers and pipeline; generated
@@ -51,8 +58,8 @@ import platform
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
-from typing import Dict, List, Optional
+from functools import partial
+from typing import Callable, ContextManager, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -61,9 +68,16 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.runner import Runner
+from torch.utils.data import Dataset
 
+from mmvireid.datasets.feature_cache import (build_feature_cache,
+                                             extract_batch_features)
+from mmvireid.datasets.samplers import CrossModalIdentitySampler
+from mmvireid.engine.hooks import enter_stage
 from mmvireid.registry import MODELS
+from mmvireid.structures import MODALITIES, modality_id
 from mmvireid.utils import register_all_modules
+from mmvireid.utils.fileio import atomic_write
 from mmvireid.utils.tool_utils import (UserInputError, apply_amp,
                                        run_or_explain,
                                        stage_optim_wrapper_cfgs)
@@ -208,7 +222,7 @@ def synthetic_samples(pipeline: List[dict], num_ids: int, num_instances: int,
     compose = Compose(pipeline_after_loading(pipeline))
     samples = []
     labels = np.repeat(np.arange(num_ids), num_instances)
-    for m, modality in enumerate(('vis', 'ir')):
+    for m, modality in enumerate(MODALITIES):
         for j, label in enumerate(labels):
             idx = m * len(labels) + j
             img = rng.integers(0, 256, (*img_size, 3), dtype=np.uint8)
@@ -242,6 +256,27 @@ class _SyntheticTrainSet:
     def get_data_info(self, idx: int) -> dict:
         return dict(text=f'A person number {idx % 97} in a photo.',
                     img_path=f'synthetic/{idx:05d}.jpg')
+
+
+class _SyntheticCacheSet(Dataset):
+    """Packed synthetic samples, read by :func:`build_feature_cache` as it
+    reads the train set with the extraction pipeline (the labels and
+    modalities let a :class:`CrossModalIdentitySampler` draw from it)."""
+
+    def __init__(self, samples: List[dict]) -> None:
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, idx: int) -> dict:
+        return self.samples[idx]
+
+    def get_labels(self) -> List[int]:
+        return [int(s['data_samples'].gt_label[0]) for s in self.samples]
+
+    def get_modalities(self) -> List[str]:
+        return [s['data_samples'].modality for s in self.samples]
 
 
 # --------------------------------------------------------------------------
@@ -342,76 +377,107 @@ class StageBench:
             pipeline = self.cfg.val_dataloader.dataset.pipeline
         return pipeline
 
-    def _feature_batch(self, stage, cache_cfg: dict):
-        """A cached-feature batch of ``stage`` and the image batch the
-        reference extracts it from each step."""
-        mode = cache_cfg.get('mode', 'shuffled')
+    def _cache_samples(self, cache_cfg: dict) -> List[dict]:
+        """Distinct synthetic images through the cache pipeline: enough of
+        each modality for one full cache batch in every mode."""
         per = int(cache_cfg.get('batch_size', 64))
-        num_images = 2 * per if mode == 'paired' else per
-        # paired: [B visible; B infrared], position-aligned; the other
-        # modes mix both modalities (any order times the same)
-        num_ids = max(1, num_images // (2 * self.num_instances))
-        samples = synthetic_samples(
+        num_ids = -(-per // self.num_instances)
+        return synthetic_samples(
             self._cache_pipeline(cache_cfg), num_ids, self.num_instances,
             self.args.seed + 1, tuple(self.args.toy_img_size))
-        keep = cache_cfg.get('modalities')
-        if keep and mode != 'paired':
-            samples = [s for s in samples if s['data_samples'].modality in keep]
-        while len(samples) < num_images:
-            samples = samples + samples
+
+    def _image_batch(self, samples: List[dict], cache_cfg: dict) -> dict:
+        """The images of one cache batch, as the reference-style step reads
+        them every step: ``[B visible; B infrared]`` partners in
+        ``'paired'`` mode, else ``batch_size`` images of the kept
+        modalities, split evenly (the order times the same)."""
+        mode = cache_cfg.get('mode', 'shuffled')
+        per = int(cache_cfg.get('batch_size', 64))
+        by_modality = {
+            m: [s for s in samples if s['data_samples'].modality == m]
+            for m in MODALITIES
+        }
         if mode == 'paired':
-            half = num_images // 2
-            vis = [s for s in samples if s['data_samples'].modality == 'vis']
-            ir = [s for s in samples if s['data_samples'].modality == 'ir']
-            while len(vis) < half:
-                vis, ir = vis + vis, ir + ir
-            samples = vis[:half] + ir[:half]
-        samples = samples[:num_images]
-        images = pseudo_collate(samples)
-        feats = self._extract(images)
-        labels = torch.cat([s.gt_label for s in images['data_samples']])
-        mods = torch.tensor([
-            0 if s.modality == 'vis' else 1 for s in images['data_samples']
-        ])
-        feature_batch = dict(
-            inputs=feats, data_samples=dict(gt_label=labels, modality=mods))
-        return feature_batch, images
+            chosen = by_modality[MODALITIES[0]][:per] + \
+                by_modality[MODALITIES[1]][:per]
+        else:
+            kept = [
+                m for m in MODALITIES
+                if m in (cache_cfg.get('modalities') or MODALITIES)
+            ]
+            counts = [per // len(kept)] * len(kept)
+            counts[0] += per - sum(counts)
+            chosen = [
+                s for m, n in zip(kept, counts) for s in by_modality[m][:n]
+            ]
+        return pseudo_collate(chosen)
 
-    def _extract(self, images) -> torch.Tensor:
-        """The frozen encoder's cache features, as StageSwitchHook makes
-        them (eval mode, no grad, fp32 on the host)."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad(), self._extract_autocast():
-                return self.model.extract_cache_features(images).float().cpu()
-        finally:
-            self.model.train(was_training)
+    def _cached_batch(self, stage, cache_cfg: dict, samples: List[dict]):
+        """The first batch of the loader :func:`build_feature_cache` makes
+        from ``samples`` in the stage's mode (the ``'paired'`` and
+        ``'sampled'`` modes cache a draw of an identity sampler with the
+        config's ``num_instances``)."""
+        cache_set = _SyntheticCacheSet(samples)
+        sampler = None
+        if cache_cfg.get('mode', 'shuffled') != 'shuffled':
+            num_ids = len(samples) // (2 * self.num_instances)
+            sampler = CrossModalIdentitySampler(
+                cache_set,
+                num_ids=min(self.num_ids, num_ids),
+                num_instances=self.num_instances,
+                seed=self.args.seed)
+        loader = build_feature_cache(
+            self.model,
+            # in-memory samples: loader workers would only add start-up
+            dict(cache_cfg, num_workers=0),
+            cache_set,
+            sampler,
+            stage=stage['name'],
+            seed=self.args.seed,
+            autocast=self._autocast(),
+            progress=False)
+        return next(iter(loader))
 
-    def _extract_autocast(self):
+    def _autocast(self) -> Optional[Callable[[], ContextManager]]:
+        """The extraction's autocast: the row's precision (fp32 for the
+        reference style)."""
         if self.reference or self.amp == 'none':
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=AMP_DTYPES[self.amp])
+            return None
+        return partial(
+            torch.autocast, self.device.type, dtype=AMP_DTYPES[self.amp])
+
+    def _extract(self, images: dict) -> torch.Tensor:
+        """``[B, D]`` cache features of ``images``, as training extracts
+        them (eval mode, no grad, fp32 on the host)."""
+        return extract_batch_features(self.model, images, self._autocast())
 
     def run_stage(self, stage) -> Optional[dict]:
         name = stage['name']
-        self.model.switch_stage(name)
-        if hasattr(self.model, 'prepare_stage_data'):
-            self.model.prepare_stage_data(
-                name, _SyntheticTrainSet(len(self.image_batch['inputs'])))
+        enter_stage(self.model, name,
+                    _SyntheticTrainSet(len(self.image_batch['inputs'])))
         timed = not self.args.stages or name in self.args.stages
         cache_cfg = stage.get('feature_cache')
         wrapper = self.optim_wrapper
         if cache_cfg:
-            features, images = self._feature_batch(stage, cache_cfg)
-            items = len(features['inputs'])
+            samples = self._cache_samples(cache_cfg)
+            images = self._image_batch(samples, cache_cfg)
             if self.reference:
+                image_samples = images['data_samples']
+                targets = dict(
+                    gt_label=torch.cat([s.gt_label for s in image_samples]),
+                    modality=torch.tensor(
+                        [modality_id(s.modality) for s in image_samples]))
+                items = len(images['inputs'])
+
                 def step():
                     # re-run the frozen encoder on this step's images
-                    batch = dict(features)
-                    batch['inputs'] = self._extract(images)
-                    return self.model.train_step(batch, wrapper)
+                    return self.model.train_step(
+                        dict(inputs=self._extract(images),
+                             data_samples=targets), wrapper)
             else:
+                features = self._cached_batch(stage, cache_cfg, samples)
+                items = len(features['inputs'])
+
                 def step():
                     return self.model.train_step(features, wrapper)
             kind = 'features'
@@ -589,7 +655,7 @@ def estimate_recipe(results: List[dict], loader: dict,
                                 for m in keep)
                 elif keep and mode == 'sampled':
                     # an identity-sampler draw is half visible, half IR
-                    units = images // 2 * len(set(keep) & {'vis', 'ir'})
+                    units = images // 2 * len(set(keep) & set(MODALITIES))
                 steps = units // per if cache.get('drop_last') \
                     else -(-units // per)
                 epoch_s = steps * row['step_ms'] / 1000
@@ -721,7 +787,6 @@ def main(argv=None) -> None:
         estimate = estimate_recipe(results, loader, stages)
     print_estimate(estimate, loader)
     if args.out:
-        from mmvireid.utils.fileio import atomic_write
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         payload = json.dumps(
             dict(meta=meta, steps=results, ratios=ratios, loader=loader,

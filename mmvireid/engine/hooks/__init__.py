@@ -5,10 +5,10 @@ from mmvireid.utils.fileio import (AtomicLocalBackend, DiskFullError,
                                    atomic_write)
 from .checkpoint_hook import AtomicCheckpointHook, CheckpointShapeError
 from .runtime_info_hook import DeferredRuntimeInfoHook, NonFiniteLossError
-from .stage_switch_hook import StageSwitchHook
+from .stage_switch_hook import StageSwitchHook, enter_stage
 
 __all__ = [
-    'StageSwitchHook', 'AtomicCheckpointHook', 'AtomicLocalBackend',
-    'CheckpointShapeError', 'DiskFullError', 'atomic_write',
-    'DeferredRuntimeInfoHook', 'NonFiniteLossError'
+    'StageSwitchHook', 'enter_stage', 'AtomicCheckpointHook',
+    'AtomicLocalBackend', 'CheckpointShapeError', 'DiskFullError',
+    'atomic_write', 'DeferredRuntimeInfoHook', 'NonFiniteLossError'
 ]

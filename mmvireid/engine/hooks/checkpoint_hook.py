@@ -15,6 +15,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from mmengine.runner import find_latest_checkpoint
 
 from mmvireid.registry import HOOKS
 from mmvireid.utils.checkpoint import (CheckpointMismatchError,
@@ -142,7 +143,6 @@ class AtomicCheckpointHook(CheckpointHook):
             # groups" traceback, or half-load.
             source = runner._load_from
             if source is None:
-                from mmengine.runner import find_latest_checkpoint
                 source = find_latest_checkpoint(runner.work_dir)
             saved = {
                 k[len('module.'):] if k.startswith('module.') else k
@@ -160,7 +160,6 @@ class AtomicCheckpointHook(CheckpointHook):
             return
         source = runner._load_from
         if source is None and resuming:
-            from mmengine.runner import find_latest_checkpoint
             source = find_latest_checkpoint(runner.work_dir)
         lines = '\n'.join(f'  {key}: checkpoint {tuple(ckpt)}, model '
                           f'{tuple(own)}' for key, ckpt, own in mismatched)

@@ -1,5 +1,6 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
-"""A dataset over pre-computed image features (prompt-learning stages)."""
+"""A dataset over pre-computed image features (prompt-learning stages),
+its pair batch sampler and its modality filter."""
 import math
 from typing import Iterable, Iterator, List, Optional
 
@@ -7,13 +8,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-__all__ = [
-    'FeatureCacheDataset', 'MODALITY_IDS', 'PairedCacheBatchSampler',
-    'filter_modalities'
-]
+from mmvireid.structures import check_modality, modality_id
 
-#: modality string -> integer id used in tensors (0 visible, 1 infrared)
-MODALITY_IDS = {'vis': 0, 'ir': 1}
+__all__ = [
+    'FeatureCacheDataset', 'PairedCacheBatchSampler', 'filter_modalities'
+]
 
 
 class FeatureCacheDataset(Dataset):
@@ -63,11 +62,9 @@ def filter_modalities(dataset: FeatureCacheDataset,
     """Keep the features of the modalities in ``keep`` (None: all)."""
     if keep is None:
         return dataset
-    unknown = set(keep) - set(MODALITY_IDS)
-    if unknown:
-        raise ValueError(f'feature_cache.modalities: unknown '
-                         f'{sorted(unknown)}; use {sorted(MODALITY_IDS)}')
-    keep_ids = torch.tensor([MODALITY_IDS[m] for m in keep])
+    for name in keep:
+        check_modality(name, 'each of feature_cache.modalities')
+    keep_ids = torch.tensor([modality_id(m) for m in keep])
     mask = torch.isin(dataset.modalities, keep_ids)
     return FeatureCacheDataset(dataset.feats[mask], dataset.labels[mask],
                                dataset.modalities[mask])
