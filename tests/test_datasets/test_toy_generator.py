@@ -1,5 +1,6 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """The toy generator: determinism, real layouts, and learnable content."""
+import hashlib
 import importlib.util
 import json
 import os
@@ -212,8 +213,13 @@ def test_identity_is_learnable_across_modalities(tmp_path):
 def test_alt_appearance_and_ir_colour_noise(tmp_path):
     default = _make(tmp_path / 'a', 'sysu', num_ids=8, imgs_per_cam=1)
     alt = gen.make_toy_dataset(
-        'sysu', str(tmp_path / 'b'), num_ids=8, imgs_per_cam=1,
-        appearance='alt', ir_colour_noise=1.0, verbose=False)
+        'sysu',
+        str(tmp_path / 'b'),
+        num_ids=8,
+        imgs_per_cam=1,
+        appearance='alt',
+        ir_colour_noise=1.0,
+        verbose=False)
     root = alt['out_dir']
     meta = json.load(open(osp.join(root, 'toy_meta.json')))
     assert meta['appearance'] == 'alt' and meta['ir_colour_noise'] == 1.0
@@ -235,5 +241,145 @@ def test_alt_appearance_and_ir_colour_noise(tmp_path):
     with pytest.raises(ValueError, match='appearance'):
         gen.make_toy_dataset('sysu', str(tmp_path / 'c'), appearance='x')
     with pytest.raises(ValueError, match='ir_colour_noise'):
-        gen.make_toy_dataset('sysu', str(tmp_path / 'd'),
-                             ir_colour_noise=1.5)
+        gen.make_toy_dataset('sysu', str(tmp_path / 'd'), ir_colour_noise=1.5)
+
+
+def _digest(root):
+    """SHA-256 over every file's relative path and bytes, in path order."""
+    h = hashlib.sha256()
+    for rel, data in sorted(_files(root).items()):
+        h.update(rel.replace(os.sep, '/').encode() + b'\0')
+        h.update(data)
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize('layout,kwargs,expected', [
+    ('sysu', dict(num_ids=12, imgs_per_cam=2),
+     'f5a00a6757bb2f1229c1e95f52ef591e684cd7f85e28f11800e8bcc14c064679'),
+    ('regdb', dict(num_ids=8, imgs_per_cam=2),
+     'ccdac00e514e15cbe8748602e42d4d32b11e5f7993cfd85fd94d9f23b4440304'),
+    ('llcm', dict(num_ids=9, imgs_per_cam=2),
+     'e6c19319b8a3bbe213899870ac1e4c858c22b80cc25e532deee5e8e83c07582f'),
+    ('sysu',
+     dict(
+         num_ids=8,
+         imgs_per_cam=1,
+         appearance='alt',
+         ir_colour_noise=0.5,
+         seed=1),
+     'b2bd0aeb356781c1f63231b18d62fbf409f087091282e3435d497667ff6f747d'),
+])
+def test_toy_scale_bytes_are_pinned(tmp_path, layout, kwargs, expected):
+    """The toy data (the demo's and the toy results') is byte-identical to
+    what the generator wrote before the full scale and the parallel
+    renderer existed: every file, JPEG bytes included (a Pillow / libjpeg
+    upgrade that encodes differently fails here too, and would change the
+    demo's numbers). Digests from the generator of commit 1e18ae3."""
+    kwargs = dict(kwargs)
+    kwargs.setdefault('seed', 0)
+    root = _make(tmp_path, layout, **kwargs)
+    assert _digest(root) == expected
+
+
+@pytest.mark.parametrize('layout', ['sysu', 'llcm'])
+def test_parallel_rendering_writes_the_same_files(tmp_path, layout):
+    one = _make(tmp_path, layout, 'one', workers=1)
+    two = _make(tmp_path, layout, 'two', workers=2)
+    assert _files(one) == _files(two)
+
+
+def _plan_full(layout, root):
+    """The full-scale layout of ``layout`` with empty image files: the
+    planned folders and counts, without the minutes of rendering."""
+    writer = gen._Writer(str(root), 0, (64, 32))
+    ids = gen.FULL_LAYOUTS[layout](writer)
+    for rel_path, *_ in writer.jobs:
+        path = root / rel_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    return ids, writer
+
+
+def test_full_scale_sysu_has_the_real_counts(tmp_path):
+    """SYSU-MM01's official counts, read back by the dataset class: 395
+    training ids with 22,258 visible and 11,909 infrared images, 3,803
+    infrared queries of 96 ids, and galleries of 301 / 112 images
+    (single-shot, all / indoor) and 3,010 / 1,120 (multi-shot)."""
+    ids, writer = _plan_full('sysu', tmp_path)
+    assert ids == dict(train=296, val=99, test=96)
+    root = str(tmp_path)
+    train = SYSUMM01Dataset(root, split='train', pipeline=[])
+    modalities = train.get_modalities()
+    assert train.num_classes == 395
+    assert (modalities == 'vis').sum() == 22258
+    assert (modalities == 'ir').sum() == 11909
+    query = SYSUMM01Dataset(root, split='query', pipeline=[])
+    assert len(query) == 3803 and len(set(query.get_labels())) == 96
+    sizes = {}
+    for mode in ('all', 'indoor'):
+        for shots in ('single', 'multi'):
+            gallery = SYSUMM01Dataset(
+                root,
+                split='gallery',
+                search_mode=mode,
+                gallery_mode=shots,
+                trial=3,
+                pipeline=[])
+            sizes[mode, shots] = len(gallery)
+    assert sizes == {
+        ('all', 'single'): 301,
+        ('all', 'multi'): 3010,
+        ('indoor', 'single'): 112,
+        ('indoor', 'multi'): 1120
+    }
+    # every test id can be found in both search modes
+    indoor = SYSUMM01Dataset(
+        root, split='gallery', search_mode='indoor', pipeline=[])
+    assert set(indoor.get_labels()) == set(query.get_labels())
+    # about 20 images per (id, camera) folder, as in the release
+    folders = {}
+    for rel_path, pid, _, cam, _, _ in writer.jobs:
+        folders[pid, cam] = folders.get((pid, cam), 0) + 1
+    assert set(folders.values()) == {19, 20}
+
+
+def test_full_scale_llcm_has_the_real_counts(tmp_path):
+    """LLCM: 713 training ids with 16,946 visible and 13,975 infrared
+    images, 351 test ids with 8,680 visible and 7,166 infrared images
+    (46,767 in all); 484 sampled gallery images per trial."""
+    ids, writer = _plan_full('llcm', tmp_path)
+    assert ids == dict(train=713, test=351)
+    assert len(writer.jobs) == 46767
+    root = str(tmp_path)
+    train = LLCMDataset(root, split='train', pipeline=[])
+    modalities = train.get_modalities()
+    assert train.num_classes == 713
+    assert ((modalities == 'vis').sum(), (modalities == 'ir').sum()) == \
+        (16946, 13975)
+    test = LLCMDataset(root, split='test', pipeline=[])
+    modalities = test.get_modalities()
+    assert ((modalities == 'vis').sum(), (modalities == 'ir').sum()) == \
+        (8680, 7166)
+    for modality in ('ir', 'vis'):
+        gallery = LLCMDataset(
+            root, split='gallery', modality=modality, trial=1, pipeline=[])
+        assert len(gallery) == 484
+        assert len(set(gallery.get_labels())) == 351
+
+
+def test_full_scale_arguments(tmp_path, capsys):
+    with pytest.raises(ValueError, match='set by scale="full"'):
+        gen.make_toy_dataset(
+            'sysu', str(tmp_path / 'a'), num_ids=10, scale='full')
+    with pytest.raises(SystemExit):
+        gen.parse_args([
+            '--layout', 'sysu', '--out', 'x', '--scale', 'full',
+            '--imgs-per-cam', '3'
+        ])
+    assert '--scale full' in capsys.readouterr().err
+    with pytest.raises(ValueError, match='scale must be one of'):
+        gen.make_toy_dataset('sysu', str(tmp_path / 'b'), scale='huge')
+    # RegDB at full scale: the real 412 ids x 10 images per modality
+    ids, writer = _plan_full('regdb', tmp_path / 'regdb')
+    assert ids == dict(train=206, test=206)
+    assert writer.counts == dict(vis=4120, ir=4120)

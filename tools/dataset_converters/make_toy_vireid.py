@@ -10,6 +10,13 @@ Every dataset class of mmvireid can then run end to end without a download::
     python tools/dataset_converters/make_toy_vireid.py --layout llcm \\
         --out data/toy_llcm
 
+or at the real datasets' scale (identity, image and gallery-folder counts
+of SYSU-MM01, LLCM or RegDB; small images, several processes, a progress
+bar), for scale rehearsals (tools/analysis_tools/scale_rehearsal.py)::
+
+    python tools/dataset_converters/make_toy_vireid.py --layout sysu \\
+        --scale full --out data/full_sysu
+
 or, from Python (tests, notebooks)::
 
     from make_toy_vireid import make_toy_dataset
@@ -43,9 +50,10 @@ names, body proportions, pattern scales, hair and bag frequencies, more
 noise, a weaker visible-infrared brightness link): recipes tuned on the
 default world are evaluated there to tell learning from fitting.
 
-Generation is deterministic: the same arguments give byte-identical files.
-Every image draws from its own generator seeded by (seed, pid, modality,
-camera, shot), so changing one layout does not shift the others' images.
+Generation is deterministic: the same arguments give byte-identical files,
+whatever the number of ``--workers``. Every image draws from its own
+generator seeded by (seed, pid, modality, camera, shot), so changing one
+layout does not shift the others' images.
 Images are JPEG for all layouts (the real RegDB ships BMP files; the readers
 take whatever path the index files list).
 """
@@ -61,6 +69,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
+
+from mmvireid.structures import IR, MODALITIES, VIS
 
 # toy_captions lives beside this file (tools/ is not a package)
 if osp.dirname(osp.abspath(__file__)) not in sys.path:
@@ -129,7 +139,8 @@ def palette_rgb(colour: str, appearance: str = 'default') -> np.ndarray:
 
 # Part ids of the label map.
 BG, SKIN, HAIR, UPPER, LOWER, SHOES, BAG = range(7)
-MODALITY_CODE = dict(vis=1, ir=2)
+#: Modality codes of the per-image seeds (not the tensors' modality ids).
+MODALITY_CODE = {VIS: 1, IR: 2}
 
 
 def _article(phrase: str) -> str:
@@ -194,7 +205,7 @@ class Identity:
             'backpack': ', carrying a backpack',
             'handbag': ', carrying a handbag'
         }[self.bag]
-        if modality == 'vis':
+        if modality == VIS:
             top = f'{self.upper_color} {pattern}top'
             clothes = (f'{_article(top)} {top}, {self.lower_color} trousers '
                        f'and {self.shoes} shoes')
@@ -421,7 +432,7 @@ def render_person(ident: Identity,
     floor = Y > H * rng.uniform(0.8, 0.9)
     shade = 1.0 - 0.18 * np.clip((Y - top) / ph, 0, 1)  # lit from above
 
-    if modality == 'vis':
+    if modality == VIS:
         table = np.zeros((7, 3), np.float32)
         table[SKIN] = ident.skin_rgb
         table[HAIR] = ident.hair_rgb
@@ -469,8 +480,117 @@ def render_person(ident: Identity,
 # ---------------------------------------------------------------------- #
 # Layout writers
 # ---------------------------------------------------------------------- #
+class _Renderer:
+    """Renders, saves and describes images of one generated world.
+
+    Every image draws from its own generators seeded by (seed, pid,
+    modality, camera, shot), so images can be rendered in any order, in
+    any process, with byte-identical results.
+    """
+
+    def __init__(self, out_dir: str, seed: int, size: Tuple[int, int],
+                 appearance: str, ir_colour_noise: float) -> None:
+        self.out_dir = out_dir
+        self.seed = seed
+        self.size = size
+        self.appearance = appearance
+        self.ir_colour_noise = ir_colour_noise
+        self.identities: Dict[int, Identity] = {}
+
+    def identity(self, pid: int) -> Identity:
+        if pid not in self.identities:
+            self.identities[pid] = make_identity(pid, self.seed,
+                                                 self.appearance)
+        return self.identities[pid]
+
+    def render(self, job: tuple) -> Optional[str]:
+        """Render and save one image; return its description (or None).
+
+        Args:
+            job (tuple): ``(rel_path, pid, modality, cam, shot, describe)``.
+        """
+        rel_path, pid, modality, cam, shot, describe = job
+        ident = self.identity(pid)
+        key = [self.seed, pid, MODALITY_CODE[modality], cam, shot]
+        pose = {}
+        img = render_person(ident, modality, cam,
+                            np.random.default_rng(key + [1]), self.size,
+                            pose)
+        path = osp.join(self.out_dir, rel_path)
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        Image.fromarray(img).save(path, quality=90)
+        if not describe:
+            return None
+        # One text per image, as a captioner would write it: its own
+        # phrasing, pose, dropped and misread attributes.
+        rng = np.random.default_rng(key + [2])
+        noisy = modality == IR and rng.random() < self.ir_colour_noise
+        return caption(
+            ident,
+            modality,
+            rng,
+            pose,
+            style='description',
+            ir_colour_noise=noisy)
+
+
+#: The renderer of a worker process of :func:`_render_all`.
+_WORKER_RENDERER: Optional[_Renderer] = None
+
+
+def _init_worker(*renderer_args) -> None:
+    global _WORKER_RENDERER
+    _WORKER_RENDERER = _Renderer(*renderer_args)
+
+
+def _render_chunk(jobs: Sequence[tuple]) -> List[Optional[str]]:
+    """Render ``jobs`` in a worker process; their descriptions in order."""
+    return [_WORKER_RENDERER.render(job) for job in jobs]
+
+
+def _render_all(renderer: _Renderer, jobs: Sequence[tuple], workers: int,
+                progress: bool) -> List[Optional[str]]:
+    """Render every job, in ``workers`` processes; descriptions in job
+    order. The files do not depend on ``workers``."""
+    from tqdm import tqdm
+    bar = tqdm(
+        total=len(jobs),
+        unit='img',
+        disable=not progress,
+        desc='rendering',
+        mininterval=1.0)
+    out: List[Optional[str]] = []
+    try:
+        if workers <= 1 or len(jobs) < 2:
+            for job in jobs:
+                out.append(renderer.render(job))
+                bar.update()
+            return out
+        import importlib
+        import multiprocessing
+
+        # The worker functions by their importable module (this file may
+        # have been loaded under another name, or run as __main__); the
+        # folder is on sys.path (see the imports above).
+        module = importlib.import_module('make_toy_vireid')
+        chunk = 256
+        chunks = [jobs[i:i + chunk] for i in range(0, len(jobs), chunk)]
+        args = (renderer.out_dir, renderer.seed, renderer.size,
+                renderer.appearance, renderer.ir_colour_noise)
+        with multiprocessing.get_context().Pool(
+                workers, initializer=module._init_worker,
+                initargs=args) as pool:
+            for texts in pool.imap(module._render_chunk, chunks):
+                out.extend(texts)
+                bar.update(len(texts))
+        return out
+    finally:
+        bar.close()
+
+
 class _Writer:
-    """Renders and saves images, and records what it wrote."""
+    """Plans the images of a layout, then renders them (possibly in
+    parallel) and records what it wrote."""
 
     def __init__(self,
                  out_dir: str,
@@ -481,40 +601,35 @@ class _Writer:
         self.out_dir = out_dir
         self.seed = seed
         self.size = size
-        self.appearance = appearance
-        self.ir_colour_noise = ir_colour_noise
-        self.identities: Dict[int, Identity] = {}
-        self.counts = dict(vis=0, ir=0)
+        self.renderer = _Renderer(out_dir, seed, size, appearance,
+                                  ir_colour_noise)
+        self.counts = {VIS: 0, IR: 0}
         self.descriptions: Dict[str, str] = {}
+        self.jobs: List[tuple] = []
+
+    @property
+    def identities(self) -> Dict[int, Identity]:
+        return self.renderer.identities
 
     def identity(self, pid: int) -> Identity:
-        if pid not in self.identities:
-            self.identities[pid] = make_identity(pid, self.seed,
-                                                 self.appearance)
-        return self.identities[pid]
+        return self.renderer.identity(pid)
 
     def image(self, rel_path: str, pid: int, modality: str, cam: int,
               shot: int, describe: bool) -> str:
-        """Render person ``pid`` and save it at ``out_dir/rel_path``."""
-        ident = self.identity(pid)
-        key = [self.seed, pid, MODALITY_CODE[modality], cam, shot]
-        pose = {}
-        img = render_person(ident, modality, cam,
-                            np.random.default_rng(key + [1]), self.size,
-                            pose)
-        path = osp.join(self.out_dir, rel_path)
-        os.makedirs(osp.dirname(path), exist_ok=True)
-        Image.fromarray(img).save(path, quality=90)
+        """Plan the image of person ``pid`` at ``out_dir/rel_path``; it is
+        written by :meth:`render`."""
+        self.identity(pid)  # every pid with an image is in attributes.json
+        self.jobs.append((rel_path, pid, modality, cam, shot, describe))
         self.counts[modality] += 1
-        if describe:
-            # One text per image, as a captioner would write it: its own
-            # phrasing, pose, dropped and misread attributes.
-            rng = np.random.default_rng(key + [2])
-            noisy = modality == 'ir' and rng.random() < self.ir_colour_noise
-            self.descriptions[rel_path] = caption(
-                ident, modality, rng, pose, style='description',
-                ir_colour_noise=noisy)
         return rel_path
+
+    def render(self, workers: int = 1, progress: bool = False) -> None:
+        """Write every planned image (and keep their descriptions)."""
+        texts = _render_all(self.renderer, self.jobs, workers, progress)
+        for job, text in zip(self.jobs, texts):
+            if text is not None:
+                self.descriptions[job[0]] = text
+        self.jobs = []
 
     def write_text(self, rel_path: str, text: str) -> None:
         path = osp.join(self.out_dir, rel_path)
@@ -551,7 +666,7 @@ def _write_sysu(w: _Writer, num_ids: int, k: int) -> dict:
         # Real SYSU ids miss some cameras; keep >= 3 visible and 1 infrared.
         vis_cams = _cameras(rng, (1, 2, 4, 5), rng.integers(3, 5))
         ir_cams = _cameras(rng, (3, 6), rng.integers(1, 3))
-        for modality, cams in (('vis', vis_cams), ('ir', ir_cams)):
+        for modality, cams in ((VIS, vis_cams), (IR, ir_cams)):
             for cam in cams:
                 for shot in range(1, k + 1):
                     w.image(f'cam{cam}/{pid:04d}/{shot:04d}.jpg', pid,
@@ -565,8 +680,8 @@ def _write_regdb(w: _Writer, num_ids: int, k: int) -> dict:
     files = {}
     for pid in range(1, num_ids + 1):
         gender = w.identity(pid).gender
-        for modality, folder, tag, cam in (('vis', 'Visible', 'v', 1),
-                                           ('ir', 'Thermal', 't', 2)):
+        for modality, folder, tag, cam in ((VIS, 'Visible', 'v', 1),
+                                           (IR, 'Thermal', 't', 2)):
             files[pid, modality] = [
                 w.image(f'{folder}/{pid}/{gender}_{tag}_{pid:05d}_{shot}.jpg',
                         pid, modality, cam, shot, True)
@@ -582,7 +697,7 @@ def _write_regdb(w: _Writer, num_ids: int, k: int) -> dict:
         label = {pid: i for i, pid in enumerate(train)}
         for split, ids, label_of in (('train', train, label.__getitem__),
                                      ('test', test, int)):
-            for modality, name in (('vis', 'visible'), ('ir', 'thermal')):
+            for modality, name in ((VIS, 'visible'), (IR, 'thermal')):
                 lines = [
                     f'{rel} {label_of(pid)}' for pid in ids
                     for rel in files[pid, modality]
@@ -596,14 +711,13 @@ def _write_llcm(w: _Writer, num_ids: int, k: int) -> dict:
     num_test = max(2, round(num_ids / 3))
     test, train = _split_ids(num_ids, w.seed, [num_test])
     label = {pid: i for i, pid in enumerate(train)}
-    lists = dict(vis=[], ir=[])
+    lists = {VIS: [], IR: []}
     for pid in range(1, num_ids + 1):
         rng = np.random.default_rng([w.seed, pid, 5])
         is_train = pid in label
         split = 'train' if is_train else 'test'
-        for modality, folder, cams in (('vis', 'vis', range(1, 10)),
-                                       ('ir', 'nir', (1, 2, 4, 5, 6, 7, 8,
-                                                      9))):
+        for modality, folder, cams in ((VIS, 'vis', range(1, 10)),
+                                       (IR, 'nir', (1, 2, 4, 5, 6, 7, 8, 9))):
             for cam in _cameras(rng, tuple(cams), 3):
                 for shot in range(1, k + 1):
                     rel = w.image(
@@ -612,39 +726,192 @@ def _write_llcm(w: _Writer, num_ids: int, k: int) -> dict:
                         cam, shot, is_train)
                     if is_train:
                         lists[modality].append(f'{rel} {label[pid]}')
-    w.write_text('idx/train_vis.txt', '\n'.join(lists['vis']) + '\n')
-    w.write_text('idx/train_nir.txt', '\n'.join(lists['ir']) + '\n')
+    w.write_text('idx/train_vis.txt', '\n'.join(lists[VIS]) + '\n')
+    w.write_text('idx/train_nir.txt', '\n'.join(lists[IR]) + '\n')
     w.write_text('idx/test_id.txt', ','.join(map(str, test)) + '\n')
     return dict(train=len(train), test=len(test))
 
 
+# ---------------------------------------------------------------------- #
+# Full scale: the real datasets' identity and image counts
+# ---------------------------------------------------------------------- #
+#: The counts ``--scale full`` reproduces. A folder is one (identity,
+#: camera) folder; its images are ``per_folder`` files, a few folders one
+#: file fewer so that the totals are exact.
+#:
+#: SYSU-MM01 (the official release, as ``prepare_sysu.py`` checks it): 296
+#: train + 99 val identities (395 for training) with 22,258 visible and
+#: 11,909 infrared images; 96 test identities with 3,803 infrared queries
+#: (cameras 3, 6). The gallery folders of the test identities are 112 in the
+#: indoor cameras 1, 2 and 189 in the outdoor cameras 4, 5, so the
+#: single-shot galleries hold 301 (all) and 112 (indoor) images and the
+#: multi-shot ones 3,010 and 1,120, the sizes the protocol reports. The
+#: release keeps about 20 images per folder (22,258 / 20 and 11,909 / 20 are
+#: within a folder of whole numbers); the number of test visible images is
+#: not published: 20 per folder (6,020) is our estimate.
+#:
+#: LLCM (Zhang & Wang, CVPR 2023): 46,767 images of 1,064 identities; 713
+#: train identities with 16,946 visible and 13,975 near-infrared images
+#: (30,921) and 351 test identities with 8,680 visible and 7,166
+#: near-infrared images (15,846). The per-modality train split is the
+#: paper's table as we read it (its sum matches the 30,921 of the release);
+#: the numbers of (identity, camera) folders (484 per test modality, as
+#: tools/analysis_tools/benchmark_eval.py assumes) and so the images per
+#: folder are estimates.
+FULL_SCALE = dict(
+    sysu=dict(
+        train_ids=296,
+        val_ids=99,
+        test_ids=96,
+        train_vis=dict(images=22258, folders=1113),
+        train_ir=dict(images=11909, folders=596),
+        query_ir=dict(images=3803, folders=191),
+        gallery_indoor=dict(images=112 * 20, folders=112),
+        gallery_outdoor=dict(images=189 * 20, folders=189)),
+    llcm=dict(
+        train_ids=713,
+        test_ids=351,
+        train_vis=dict(images=16946, folders=942),
+        train_ir=dict(images=13975, folders=932),
+        test_vis=dict(images=8680, folders=484),
+        test_ir=dict(images=7166, folders=484)),
+    # RegDB: 412 identities, 10 visible and 10 thermal images each (the
+    # real counts), halved into train / test per split.
+    regdb=dict(num_ids=412, imgs_per_cam=10))
+SCALES = ('toy', 'full')
+
+
+def _assign_folders(rng: np.random.Generator, pids: Sequence[int],
+                    cams: Sequence[int],
+                    num_folders: int) -> Dict[int, List[int]]:
+    """Cameras of every pid: one each, then ``num_folders - len(pids)``
+    more (pid, camera) folders drawn at random among the unused ones."""
+    if not len(pids) <= num_folders <= len(pids) * len(cams):
+        raise ValueError(f'{num_folders} folders cannot cover {len(pids)} '
+                         f'ids with {len(cams)} cameras each.')
+    first = rng.integers(len(cams), size=len(pids))
+    chosen = {pid: {cams[i]} for pid, i in zip(pids, first)}
+    free = [(pid, cam) for pid in pids for cam in cams
+            if cam not in chosen[pid]]
+    for k in rng.choice(len(free), num_folders - len(pids), replace=False):
+        pid, cam = free[int(k)]
+        chosen[pid].add(cam)
+    return {pid: sorted(chosen[pid]) for pid in pids}
+
+
+def _folder_sizes(rng: np.random.Generator, num_folders: int,
+                  images: int) -> np.ndarray:
+    """``num_folders`` folder sizes summing to ``images``: all
+    ``ceil(images / num_folders)``, some one fewer."""
+    per = -(-images // num_folders)
+    sizes = np.full(num_folders, per, dtype=np.int64)
+    fewer = per * num_folders - images
+    sizes[rng.choice(num_folders, fewer, replace=False)] -= 1
+    return sizes
+
+
+def _plan_folders(rng: np.random.Generator, pids: Sequence[int],
+                  cams: Sequence[int],
+                  spec: dict) -> List[Tuple[int, int, int]]:
+    """``(pid, cam, num_images)`` of every folder, pids then cameras in
+    order, with exactly ``spec['images']`` images in
+    ``spec['folders']`` folders."""
+    cams_of = _assign_folders(rng, pids, cams, spec['folders'])
+    folders = [(pid, cam) for pid in pids for cam in cams_of[pid]]
+    sizes = _folder_sizes(rng, len(folders), spec['images'])
+    return [(pid, cam, int(n)) for (pid, cam), n in zip(folders, sizes)]
+
+
+def _write_sysu_full(w: _Writer) -> dict:
+    spec = FULL_SCALE['sysu']
+    num_ids = spec['train_ids'] + spec['val_ids'] + spec['test_ids']
+    test, val, train = _split_ids(num_ids, w.seed,
+                                  [spec['test_ids'], spec['val_ids']])
+    trainval = sorted(train + val)
+    rng = np.random.default_rng([w.seed, 9001])
+    folders = (
+        _plan_folders(rng, trainval, (1, 2, 4, 5), spec['train_vis']) +
+        _plan_folders(rng, trainval, (3, 6), spec['train_ir']) +
+        _plan_folders(rng, test, (1, 2), spec['gallery_indoor']) +
+        _plan_folders(rng, test, (4, 5), spec['gallery_outdoor']) +
+        _plan_folders(rng, test, (3, 6), spec['query_ir']))
+    trainval = set(trainval)
+    for pid, cam, num in folders:
+        modality = IR if cam in (3, 6) else VIS
+        for shot in range(1, num + 1):
+            w.image(f'cam{cam}/{pid:04d}/{shot:04d}.jpg', pid, modality, cam,
+                    shot, pid in trainval)
+    for name, ids in (('train', train), ('val', val), ('test', test)):
+        w.write_text(f'exp/{name}_id.txt', ','.join(map(str, ids)) + '\n')
+    return dict(train=len(train), val=len(val), test=len(test))
+
+
+def _write_llcm_full(w: _Writer) -> dict:
+    spec = FULL_SCALE['llcm']
+    test, train = _split_ids(spec['train_ids'] + spec['test_ids'], w.seed,
+                             [spec['test_ids']])
+    label = {pid: i for i, pid in enumerate(train)}
+    rng = np.random.default_rng([w.seed, 9002])
+    cams = {VIS: tuple(range(1, 10)), IR: (1, 2, 4, 5, 6, 7, 8, 9)}
+    folder_names = {VIS: 'vis', IR: 'nir'}
+    lists = {VIS: [], IR: []}
+    for split, pids in (('train', train), ('test', test)):
+        for modality in MODALITIES:
+            plan = _plan_folders(rng, pids, cams[modality],
+                                 spec[f'{split}_{modality}'])
+            for pid, cam, num in plan:
+                for shot in range(1, num + 1):
+                    rel = w.image(
+                        f'{split}_{folder_names[modality]}/cam{cam}/'
+                        f'{pid:04d}/{pid:04d}_c{cam:02d}_{shot:04d}.jpg', pid,
+                        modality, cam, shot, split == 'train')
+                    if split == 'train':
+                        lists[modality].append(f'{rel} {label[pid]}')
+    w.write_text('idx/train_vis.txt', '\n'.join(lists[VIS]) + '\n')
+    w.write_text('idx/train_nir.txt', '\n'.join(lists[IR]) + '\n')
+    w.write_text('idx/test_id.txt', ','.join(map(str, test)) + '\n')
+    return dict(train=len(train), test=len(test))
+
+
+def _write_regdb_full(w: _Writer) -> dict:
+    spec = FULL_SCALE['regdb']
+    return _write_regdb(w, spec['num_ids'], spec['imgs_per_cam'])
+
+
 LAYOUTS = dict(sysu=_write_sysu, regdb=_write_regdb, llcm=_write_llcm)
+FULL_LAYOUTS = dict(
+    sysu=_write_sysu_full, regdb=_write_regdb_full, llcm=_write_llcm_full)
 META_FILE = 'toy_meta.json'
 
 
 def make_toy_dataset(layout: str,
                      out_dir: str,
-                     num_ids: int = 24,
+                     num_ids: Optional[int] = None,
                      seed: int = 0,
-                     imgs_per_cam: int = 4,
-                     img_size: Tuple[int, int] = (128, 64),
+                     imgs_per_cam: Optional[int] = None,
+                     img_size: Optional[Tuple[int, int]] = None,
                      appearance: str = 'default',
                      ir_colour_noise: float = 0.0,
                      overwrite: bool = False,
-                     verbose: bool = True) -> dict:
+                     verbose: bool = True,
+                     scale: str = 'toy',
+                     workers: Optional[int] = None) -> dict:
     """Write a toy dataset in the on-disk layout of ``layout``.
 
     Args:
         layout (str): ``'sysu'``, ``'regdb'`` or ``'llcm'``.
         out_dir (str): Output folder; it must be empty or absent, unless
             ``overwrite`` and it holds a previous toy dataset.
-        num_ids (int): Number of identities, at least 4. About a third are
-            test ids (sysu, llcm; half for each RegDB split). Defaults to 24.
+        num_ids (int, optional): Number of identities, at least 4. About a
+            third are test ids (sysu, llcm; half for each RegDB split).
+            Defaults to 24 (``scale='toy'``; the full scale sets it).
         seed (int): Seed of everything drawn. Defaults to 0.
-        imgs_per_cam (int): Images per (id, camera) folder (per modality for
-            RegDB). A SYSU multi-shot gallery needs 10. Defaults to 4.
-        img_size (tuple[int, int]): ``(height, width)``. Defaults to
-            (128, 64).
+        imgs_per_cam (int, optional): Images per (id, camera) folder (per
+            modality for RegDB). A SYSU multi-shot gallery needs 10.
+            Defaults to 4 (``scale='toy'``; the full scale sets it).
+        img_size (tuple[int, int], optional): ``(height, width)``. Defaults
+            to (128, 64) for the toy scale and (64, 32) (the toy configs'
+            input) for the full scale.
         appearance (str): The world's look, a key of :data:`APPEARANCES`:
             ``'default'`` (the toy recipes are tuned on it) or ``'alt'``
             (held out: recipes are only evaluated on it). Defaults to
@@ -654,15 +921,36 @@ def make_toy_dataset(layout: str,
             Defaults to 0.
         overwrite (bool): Replace a previous toy dataset in ``out_dir``.
             Defaults to False.
-        verbose (bool): Print a summary. Defaults to True.
+        verbose (bool): Print a summary (and, at the full scale, a progress
+            bar). Defaults to True.
+        scale (str): ``'toy'`` (``num_ids`` people, ``imgs_per_cam`` images
+            per folder) or ``'full'``: the identity, image and gallery
+            folder counts of the real dataset (:data:`FULL_SCALE`).
+            Defaults to 'toy'.
+        workers (int, optional): Processes rendering the images; the files
+            are the same for any number. Defaults to 1 for the toy scale
+            and ``min(8, cpu count)`` for the full scale.
 
     Returns:
-        dict: ``layout``, ``out_dir``, ``ids`` (per split), ``images``
-        (per modality) and ``seconds``.
+        dict: ``layout``, ``scale``, ``out_dir``, ``ids`` (per split),
+        ``images`` (per modality) and ``seconds``.
     """
     if layout not in LAYOUTS:
         raise ValueError(f'layout must be one of {sorted(LAYOUTS)}, but got '
                          f'"{layout}".')
+    if scale not in SCALES:
+        raise ValueError(f'scale must be one of {SCALES}, but got "{scale}".')
+    full = scale == 'full'
+    if full and (num_ids is not None or imgs_per_cam is not None):
+        raise ValueError(
+            'num_ids and imgs_per_cam are set by scale="full" (the real '
+            f'counts of {layout}); leave them out.')
+    num_ids = 24 if num_ids is None else num_ids
+    imgs_per_cam = 4 if imgs_per_cam is None else imgs_per_cam
+    if img_size is None:
+        img_size = (64, 32) if full else (128, 64)
+    if workers is None:
+        workers = min(8, os.cpu_count() or 1) if full else 1
     if num_ids < 4:
         raise ValueError(f'num_ids must be >= 4, but got {num_ids}.')
     if imgs_per_cam < 1:
@@ -688,7 +976,12 @@ def make_toy_dataset(layout: str,
     start = time.perf_counter()
     writer = _Writer(out_dir, seed, tuple(img_size), appearance,
                      ir_colour_noise)
-    ids = LAYOUTS[layout](writer, num_ids, imgs_per_cam)
+    if full:
+        ids = FULL_LAYOUTS[layout](writer)
+        num_ids = len(writer.identities)
+    else:
+        ids = LAYOUTS[layout](writer, num_ids, imgs_per_cam)
+    writer.render(workers, progress=verbose and full)
     attributes = {
         str(pid): writer.identities[pid].attributes()
         for pid in sorted(writer.identities)
@@ -696,26 +989,39 @@ def make_toy_dataset(layout: str,
     for name, table in (('attributes.json', attributes),
                         ('descriptions.json', writer.descriptions)):
         writer.write_text(name, json.dumps(table, indent=1, sort_keys=True))
-    meta = dict(
-        layout=layout,
-        num_ids=num_ids,
-        seed=seed,
-        imgs_per_cam=imgs_per_cam,
-        img_size=list(img_size),
-        appearance=appearance,
-        ir_colour_noise=ir_colour_noise)
+    if full:
+        # (the toy meta keeps its keys: the toy data stays byte-identical)
+        meta = dict(
+            layout=layout,
+            scale=scale,
+            num_ids=num_ids,
+            seed=seed,
+            img_size=list(img_size),
+            appearance=appearance,
+            ir_colour_noise=ir_colour_noise)
+    else:
+        meta = dict(
+            layout=layout,
+            num_ids=num_ids,
+            seed=seed,
+            imgs_per_cam=imgs_per_cam,
+            img_size=list(img_size),
+            appearance=appearance,
+            ir_colour_noise=ir_colour_noise)
     writer.write_text(META_FILE, json.dumps(meta, indent=1))
     summary = dict(
         layout=layout,
+        scale=scale,
         out_dir=out_dir,
         ids=ids,
         images=dict(writer.counts),
         seconds=time.perf_counter() - start)
     if verbose:
         id_text = ', '.join(f'{k} {v}' for k, v in ids.items())
-        print(f'Toy {layout} dataset written to {out_dir} in '
+        what = 'Toy' if not full else 'Full-scale synthetic'
+        print(f'{what} {layout} dataset written to {out_dir} in '
               f'{summary["seconds"]:.1f}s: {num_ids} ids ({id_text}); '
-              f'{writer.counts["vis"]} visible and {writer.counts["ir"]} '
+              f'{writer.counts[VIS]} visible and {writer.counts[IR]} '
               f'infrared images of {img_size[0]}x{img_size[1]} (HxW); '
               f'{len(writer.descriptions)} descriptions.')
     return summary
@@ -727,21 +1033,32 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'layout of SYSU-MM01, RegDB or LLCM.')
     parser.add_argument('--layout', required=True, choices=sorted(LAYOUTS))
     parser.add_argument('--out', required=True, help='output folder')
-    parser.add_argument('--num-ids', type=int, default=24)
+    parser.add_argument(
+        '--scale',
+        default='toy',
+        choices=SCALES,
+        help='"toy": --num-ids people, --imgs-per-cam images per folder; '
+        '"full": the identity and image counts of the real dataset (SYSU-MM01 '
+        '395 train / 96 test ids, 34,167 train images, 3,803 queries; LLCM '
+        '713 / 351 ids, 46,767 images; RegDB 412 ids x 10 x 2)')
+    parser.add_argument(
+        '--num-ids',
+        type=int,
+        help='number of identities (toy scale; '
+        'default 24)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--imgs-per-cam',
         type=int,
-        default=4,
-        help='images per (id, camera) folder; 10 for a SYSU multi-shot '
-        'gallery')
+        help='images per (id, camera) folder (toy scale; default 4); 10 for '
+        'a SYSU multi-shot gallery')
     parser.add_argument(
         '--img-size',
         type=int,
         nargs=2,
-        default=(128, 64),
         metavar=('H', 'W'),
-        help='image height and width')
+        help='image height and width (default 128 64 for the toy scale, '
+        '64 32 for the full scale)')
     parser.add_argument(
         '--appearance',
         default='default',
@@ -754,10 +1071,19 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=0.0,
         help='fraction of infrared descriptions given a wrong colour word')
     parser.add_argument(
+        '--workers',
+        type=int,
+        help='processes rendering images (default 1 for the toy scale, '
+        'min(8, CPUs) for the full scale); the files do not depend on it')
+    parser.add_argument(
         '--overwrite',
         action='store_true',
         help='replace a toy dataset already written to --out')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.scale == 'full' and (args.num_ids is not None
+                                 or args.imgs_per_cam is not None):
+        parser.error('--num-ids and --imgs-per-cam are set by --scale full')
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -768,10 +1094,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         num_ids=args.num_ids,
         seed=args.seed,
         imgs_per_cam=args.imgs_per_cam,
-        img_size=tuple(args.img_size),
+        img_size=None if args.img_size is None else tuple(args.img_size),
         appearance=args.appearance,
         ir_colour_noise=args.ir_colour_noise,
-        overwrite=args.overwrite)
+        overwrite=args.overwrite,
+        scale=args.scale,
+        workers=args.workers)
 
 
 if __name__ == '__main__':

@@ -27,6 +27,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from mmvireid.structures import IR, MODALITIES, VIS
+
 __all__ = ['caption', 'PALETTE', 'has_colour_word', 'CAPTION_STYLES']
 
 #: Every colour word a toy caption may contain (palette and shoe colours);
@@ -125,14 +127,15 @@ def caption(ident,
     Returns:
         str: One sentence ending in a full stop.
     """
-    if modality not in ('vis', 'ir'):
-        raise ValueError(f'modality must be "vis" or "ir", got {modality!r}')
+    if modality not in MODALITIES:
+        raise ValueError(f'modality must be "{VIS}" or "{IR}", got '
+                         f'{modality!r}')
     if style not in _STYLE:
         raise ValueError(f'style must be one of {CAPTION_STYLES}, got '
                          f'{style!r}')
     knobs = _STYLE[style]
     palette = list(palette or [c for c in PALETTE if c != 'grey'])
-    vis = modality == 'vis'
+    vis = modality == VIS
 
     gender, hair = ident.gender, ident.hair
     upper, lower, shoes = ident.upper_color, ident.lower_color, ident.shoes
