@@ -6,6 +6,7 @@ import os
 import os.path as osp
 import sys
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
@@ -19,6 +20,7 @@ from mmvireid.utils.tool_utils import (UserInputError, check_writable,
                                        preflight_config, preflight_datasets,
                                        run_or_explain, setup_cpu_distributed)
 from mmvireid.utils.work_dir_lock import WorkDirLock
+from mmvireid.visualization import enable_ranking_visualization
 
 
 def parse_args():
@@ -69,7 +71,6 @@ def parse_args():
 
 def enable_amp_test(cfg) -> None:
     """Run the test loop under autocast (mmengine's ``test_cfg.fp16``)."""
-    import torch
     if not torch.cuda.is_available():
         raise UserInputError('--amp needs a CUDA device; none is available.')
     test_cfg = cfg.get('test_cfg') or {}
@@ -101,7 +102,6 @@ def merge_args(cfg, args):
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     if args.show_dir is not None:
-        from mmvireid.visualization import enable_ranking_visualization
         enable_ranking_visualization(cfg, args.show_dir, args.show_topk,
                                      args.show_num, weights=args.checkpoint)
     return cfg

@@ -15,44 +15,25 @@ from mmengine.config import Config, ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.fileio import load
 from mmengine.registry import DefaultScope
+from rich.progress import track
 
-from .ranking import (PROTOCOLS, protocol_keep_mask, rank_gallery,
-                      ranking_record, write_rankings)
+import mmvireid
+from mmvireid.datasets import parse_reid_path
+from mmvireid.evaluation.functional import rank_gallery, re_ranking
+from mmvireid.registry import MODELS
+from mmvireid.structures import (MODALITIES, VIS, check_protocol,
+                                 protocol_keep_mask)
+from mmvireid.utils import register_all_modules
+from mmvireid.utils.checkpoint import load_model_checkpoint
+from mmvireid.visualization import (VIReIDVisualizer, ranking_record,
+                                    write_rankings)
 
-__all__ = ['VIReIDInferencer', 'ReIDFeatures', 'parse_reid_path']
+__all__ = ['VIReIDInferencer', 'ReIDFeatures', 'init_model']
 
 #: File extensions listed when a folder is given.
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-_MODALITIES = ('vis', 'ir')
-# ".../cam3/0004/0001.jpg" (SYSU-MM01, LLCM) and ".../Thermal/12/x.bmp"
-# (RegDB, whose two cameras the datasets number 1 (visible) and 2).
-_CAM_PID = re.compile(r'(?:^|/)cam(\d+)/(\d+)/[^/]+$')
-_REGDB = re.compile(r'(?:^|/)(Visible|Thermal)/(\d+)/[^/]+$')
 
 InputType = Union[str, np.ndarray]
-
-
-def parse_reid_path(path: str) -> Dict[str, Optional[int]]:
-    """Person id and camera number from a path in a dataset layout.
-
-    ``.../camC/PPPP/<file>`` (SYSU-MM01, LLCM, the toy data) gives camera C
-    and person id PPPP; ``.../Visible|Thermal/<pid>/<file>`` (RegDB) gives
-    the person id and camera 1 (visible) or 2 (thermal), the numbers
-    :class:`~mmvireid.datasets.RegDBDataset` uses. Any other path gives
-    ``None`` for both.
-
-    Returns:
-        dict: ``pid`` and ``cam_id`` (int or None).
-    """
-    path = path.replace('\\', '/')
-    m = _CAM_PID.search(path)
-    if m:
-        return dict(pid=int(m.group(2)), cam_id=int(m.group(1)))
-    m = _REGDB.search(path)
-    if m:
-        return dict(
-            pid=int(m.group(2)), cam_id=1 if m.group(1) == 'Visible' else 2)
-    return dict(pid=None, cam_id=None)
 
 
 @dataclass
@@ -160,7 +141,6 @@ class VIReIDInferencer:
                  show_progress: bool = True,
                  cfg_options: Optional[dict] = None,
                  strict: bool = True) -> None:
-        from mmvireid.utils import register_all_modules
         register_all_modules(init_default_scope=False)
         cfg, index_weights = self._load_config(model)
         if weights is None:
@@ -202,7 +182,6 @@ class VIReIDInferencer:
     def _repo_dir() -> str:
         """The folder holding ``configs/`` and ``model-index.yml``: the
         repository of an editable install, else the package's ``.mim``."""
-        import mmvireid
         package = osp.dirname(osp.abspath(mmvireid.__file__))
         repo = osp.dirname(package)
         if osp.isfile(osp.join(repo, 'model-index.yml')):
@@ -360,15 +339,16 @@ class VIReIDInferencer:
         has_stem, has_sie = self._encoder_flags()
         if modality is None and has_stem:
             raise ValueError(
-                'this model has a modality-specific stem: pass '
-                "modality='vis' or 'ir' (or one per image) to extract().")
+                'this model has a modality-specific stem: pass modality= '
+                f'one of {MODALITIES} (or one per image) to extract().')
         modalities = [
-            'vis' if m is None else m
+            VIS if m is None else m
             for m in _per_item(modality, n, 'modality')
         ]
-        bad = sorted({m for m in modalities if m not in _MODALITIES})
+        bad = sorted({m for m in modalities if m not in MODALITIES})
         if bad:
-            raise ValueError(f'modality must be "vis" or "ir", got {bad}.')
+            raise ValueError(
+                f'modality must be one of {MODALITIES}, got {bad}.')
         cams = _per_item(cam_id, n, 'cam_id')
         pids = _per_item(pid, n, 'pid')
         for i, item in enumerate(items):
@@ -392,7 +372,6 @@ class VIReIDInferencer:
         feats: List[torch.Tensor] = []
         starts = range(0, n, batch_size)
         if self.show_progress and n > batch_size:
-            from rich.progress import track
             starts = track(starts, description='Extracting features')
         for start in starts:
             batch = [
@@ -461,23 +440,27 @@ class VIReIDInferencer:
             (rank of the first correct match among those returned, None if
             there is none or ids are unknown).
         """
-        if protocol is not None and protocol not in PROTOCOLS:
-            raise ValueError(f'protocol must be one of {PROTOCOLS} or None, '
-                             f'got {protocol!r}.')
+        if protocol is not None:
+            check_protocol(protocol)
         if not isinstance(query, ReIDFeatures):
             query = self.extract(query, modality=query_modality)
         if not isinstance(gallery, ReIDFeatures):
             gallery = self.extract(gallery, modality=gallery_modality)
         keep = None
         if protocol is not None:
-            keep = protocol_keep_mask(protocol, query.pids, query.cam_ids,
-                                      gallery.pids, gallery.cam_ids)
+            try:
+                keep = protocol_keep_mask(protocol, query.pids, query.cam_ids,
+                                          gallery.pids, gallery.cam_ids)
+            except ValueError as e:
+                raise ValueError(
+                    f'protocol filtering: {e} Pass pid= / cam_id= to '
+                    'extract(), use image paths in the dataset layout '
+                    '(".../camN/PPPP/file"), or protocol=None.') from e
         if not isinstance(rerank, (bool, dict)):
             raise TypeError('rerank must be a bool or a dict of re_ranking '
                             f'arguments, got {type(rerank).__name__}.')
         distances = None
         if rerank is not False:
-            from mmvireid.evaluation.functional import re_ranking
             distances = re_ranking(query.feats, gallery.feats,
                                    **({} if rerank is True else rerank))
         ranked = rank_gallery(
@@ -520,8 +503,9 @@ class VIReIDInferencer:
              visualizer: Optional[dict] = None) -> List[str]:
         """Write ``rankings.json`` and one ranking PNG per query.
 
-        ``rankings.json`` comes from :func:`~mmvireid.apis.ranking.
-        write_rankings`, the writer ``tools/test.py --show-dir`` uses too:
+        ``rankings.json`` comes from :func:`~mmvireid.visualization.
+        rankings_file.write_rankings`, the writer ``tools/test.py
+        --show-dir`` uses too:
         a header (``source``, ``config``, ``weights``, the last
         :meth:`rank` call's ``protocol``, ``rerank``, ``topk``, ...) and,
         per query, ``query``, ``matches``, ``first_correct_rank`` and
@@ -562,7 +546,6 @@ class VIReIDInferencer:
         written = [json_file]
         if not draw:
             return written
-        from mmvireid.visualization import VIReIDVisualizer
         if query is None or gallery is None:
             query = self._last_sets[0] if query is None else query
             gallery = self._last_sets[1] if gallery is None else gallery
@@ -597,20 +580,17 @@ class VIReIDInferencer:
                  rerank: Union[bool, dict] = False) -> List[dict]:
         """Extract, rank and (with ``out_dir``) save; see :meth:`rank` and
         :meth:`save`. Returns the :meth:`rank` results."""
-        if not isinstance(query, ReIDFeatures):
-            query = self.extract(query, modality=query_modality)
-        if not isinstance(gallery, ReIDFeatures):
-            gallery = self.extract(gallery, modality=gallery_modality)
         results = self.rank(
-            query, gallery, topk=topk, protocol=protocol, rerank=rerank)
+            query,
+            gallery,
+            topk=topk,
+            protocol=protocol,
+            query_modality=query_modality,
+            gallery_modality=gallery_modality,
+            rerank=rerank)
         if out_dir is not None:
-            self.save(
-                results,
-                out_dir,
-                query,
-                gallery,
-                draw=draw,
-                max_images=max_images)
+            # save() draws the sets rank() just used
+            self.save(results, out_dir, draw=draw, max_images=max_images)
         return results
 
 
@@ -638,8 +618,6 @@ def init_model(cfg: Config,
     Returns:
         nn.Module: The model on the CPU, in eval mode.
     """
-    from mmvireid.registry import MODELS
-    from mmvireid.utils.checkpoint import load_model_checkpoint
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint "{checkpoint}" does not exist.')
     model_cfg = copy.deepcopy(cfg.model)

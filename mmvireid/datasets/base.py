@@ -23,6 +23,7 @@ import numpy as np
 from mmengine.dataset import BaseDataset, Compose, force_full_init
 from mmengine.logging import print_log
 
+from mmvireid.structures import VIS
 from .descriptions import load_descriptions
 from .image_cache import DecodedImageCache, cacheable_prefix
 from .split_checks import SplitError, list_visible
@@ -555,7 +556,7 @@ class BaseVIReIDDataset(BaseDataset):
         ]
         if self._fully_initialized:
             mods = self._fields['modality']
-            num_vis = int((mods == 'vis').sum())
+            num_vis = int((mods == VIS).sum())
             num_ids = len(np.unique(self._fields['gt_label']))
             lines.append(f'  images: {len(self)} (vis {num_vis}, ir '
                          f'{len(self) - num_vis}), identities: {num_ids}')

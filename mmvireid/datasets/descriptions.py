@@ -18,6 +18,8 @@ import posixpath
 import re
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from mmvireid.structures import IR, MODALITIES
+
 GENERATE_HINT = ('Create or complete it with `python '
                  'tools/generate_descriptions.py CONFIG --backend vlm '
                  '--model llava-hf/llava-1.5-7b-hf` (real data) or '
@@ -272,7 +274,7 @@ def purify_infrared(texts: Mapping[str, str],
     """
     out, changed = dict(texts), []
     for key, text in texts.items():
-        if modalities.get(key) == 'ir':
+        if modalities.get(key) == IR:
             clean = strip_colour_words(text)
             if clean != text:
                 out[key] = clean
@@ -306,7 +308,7 @@ def audit_descriptions(texts: Mapping[str, str],
         colour word, missing or empty).
     """
     report = {}
-    for mod in ('vis', 'ir'):
+    for mod in MODALITIES:
         keys = [k for k, m in modalities.items() if m == mod]
         present = [k for k in keys if k in texts]
         empty = [k for k in present if not texts[k].strip()]

@@ -36,8 +36,18 @@ import socket
 import time
 from typing import Callable, List, Optional, Sequence, Tuple
 
+import cv2
+import mmcv
 import numpy as np
+import PIL
+import torch.utils.data
+from mmcv.transforms import LoadImageFromFile as MMCVLoadImageFromFile
+from mmcv.transforms import Resize
+from mmengine import dist
 from mmengine.logging import print_log
+from mmengine.utils import ProgressBar
+
+from .transforms.loading import LoadImageFromFile
 
 __all__ = [
     'DecodedImageCache', 'cacheable_prefix', 'describe_prefix',
@@ -48,16 +58,8 @@ __all__ = [
 CACHE_FORMAT_VERSION = 1
 
 
-def _loader_types() -> tuple:
-    from mmcv.transforms import LoadImageFromFile as MMCVLoad
-
-    from .transforms.loading import LoadImageFromFile
-    return (MMCVLoad, LoadImageFromFile)
-
-
-def _resize_type() -> type:
-    from mmcv.transforms import Resize
-    return Resize
+#: The image loaders a cache may replace.
+_LOADER_TYPES = (MMCVLoadImageFromFile, LoadImageFromFile)
 
 
 def _is_cacheable(transform: Callable, position: int) -> bool:
@@ -68,9 +70,9 @@ def _is_cacheable(transform: Callable, position: int) -> bool:
     """
     if position == 0:
         # uint8 images only; float32 would quadruple the file for nothing.
-        return type(transform) in _loader_types() and \
+        return type(transform) in _LOADER_TYPES and \
             not transform.to_float32
-    return (type(transform) is _resize_type() and bool(transform.scale)
+    return (type(transform) is Resize and bool(transform.scale)
             and not transform.keep_ratio)
 
 
@@ -127,9 +129,6 @@ def describe_prefix(transforms: Sequence[Callable]) -> List[dict]:
 
 def _library_versions() -> dict:
     """Versions of the decoders / resizers: an upgrade may change pixels."""
-    import cv2
-    import mmcv
-    import PIL
     return dict(
         mmcv=mmcv.__version__, pillow=PIL.__version__, opencv=cv2.__version__)
 
@@ -418,8 +417,6 @@ def _collective_build(build_if_missing: Callable[[], None],
                       name: str) -> None:
     """Run ``build_if_missing`` on local rank 0 of every node; the other
     ranks wait, and a failure is raised on every rank (none hangs)."""
-    import torch.utils.data
-    from mmengine import dist
     in_worker = torch.utils.data.get_worker_info() is not None
     if in_worker or not dist.is_distributed():
         build_if_missing()
@@ -460,7 +457,6 @@ def _build(stem: str, key: str, items: Sequence[dict], rel_paths: List[str],
     shapes and the manifest are there; on any failure the temporary files
     are removed and no file with the final name is written.
     """
-    from mmengine.utils import ProgressBar
     os.makedirs(osp.dirname(stem) or '.', exist_ok=True)
     # Unique per process and host: several builders may share the folder.
     tag = f'tmp-{socket.gethostname()}-{os.getpid()}'
@@ -538,8 +534,7 @@ def _iterate(dataset: _PrefixDataset, num_workers: int):
         for i in range(len(dataset)):
             yield dataset[i]
         return
-    from torch.utils.data import DataLoader
-    loader = DataLoader(
+    loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=None,  # one item at a time, as numpy arrays
         shuffle=False,

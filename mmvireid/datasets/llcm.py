@@ -5,6 +5,8 @@ import re
 from typing import List, Sequence, Tuple
 
 from mmvireid.registry import DATASETS
+from mmvireid.structures import (IR, MODALITIES, OTHER_MODALITY, VIS,
+                                 check_modality, draw_single_shot)
 from .base import (BaseVIReIDDataset, folder_groups, list_folder, read_id_file,
                    read_list_file, relabel_by_ir)
 from .split_checks import (empty_folder_message, overlap_message, pid_of_path,
@@ -21,10 +23,9 @@ LLCM_LAYOUT = """\
     ├── train_nir.txt          lines: "train_nir/camC/PPPP/<file> <label>"
     └── test_id.txt            first line: comma-separated test ids"""
 
-CAMERAS = dict(vis=(1, 2, 3, 4, 5, 6, 7, 8, 9), ir=(1, 2, 4, 5, 6, 7, 8, 9))
-TEST_DIRS = dict(vis='test_vis', ir='test_nir')
-TRAIN_LISTS = dict(vis='train_vis.txt', ir='train_nir.txt')
-OTHER = dict(vis='ir', ir='vis')
+CAMERAS = {VIS: (1, 2, 3, 4, 5, 6, 7, 8, 9), IR: (1, 2, 4, 5, 6, 7, 8, 9)}
+TEST_DIRS = {VIS: 'test_vis', IR: 'test_nir'}
+TRAIN_LISTS = {VIS: 'train_vis.txt', IR: 'train_nir.txt'}
 _CAM_DIR = re.compile(r'^cam(\d+)$')
 
 
@@ -103,13 +104,11 @@ class LLCMDataset(BaseVIReIDDataset):
     def __init__(self,
                  data_root: str,
                  split: str = 'train',
-                 modality: str = 'ir',
+                 modality: str = IR,
                  trial: int = 0,
                  sample_side: str = 'gallery',
                  **kwargs) -> None:
-        if modality not in ('vis', 'ir'):
-            raise ValueError('LLCMDataset: modality (of the queries) must be '
-                             f'"vis" or "ir", but got "{modality}".')
+        check_modality(modality, 'LLCMDataset: modality (of the queries)')
         if sample_side not in ('gallery', 'query'):
             raise ValueError('LLCMDataset: sample_side must be "gallery" or '
                              f'"query", but got "{sample_side}".')
@@ -151,10 +150,6 @@ class LLCMDataset(BaseVIReIDDataset):
         ]
 
     def _sampled(self, folders, modality: str) -> List[dict]:
-        # Imported here: the evaluation package may import datasets.
-        from mmvireid.evaluation.functional.gallery_sampling import \
-            draw_single_shot
-
         candidates = self._items(folders, modality)
         picks = draw_single_shot(folder_groups(folders), self.trial)
         return [dict(candidates[i]) for i in picks]
@@ -192,15 +187,16 @@ class LLCMDataset(BaseVIReIDDataset):
         have = {
             m: {pid
                 for pid, _, _, files in folders[m] if files}
-            for m in ('vis', 'ir')
+            for m in MODALITIES
         }
-        where = dict(
-            vis=('visible', 'test_vis/cam1..cam9'),
-            ir=('near-infrared', 'test_nir/cam1, cam2, cam4..cam9'))
+        where = {
+            VIS: ('visible', 'test_vis/cam1..cam9'),
+            IR: ('near-infrared', 'test_nir/cam1, cam2, cam4..cam9')
+        }
         errors = test_id_errors('LLCMDataset', id_file, ids, have, where)
         msg = empty_folder_message(
             'LLCMDataset', [
-                folder for m in ('vis', 'ir')
+                folder for m in MODALITIES
                 for _, _, folder, files in folders[m] if not files
             ],
             what='test folder')
@@ -214,22 +210,24 @@ class LLCMDataset(BaseVIReIDDataset):
         self._require(id_file, 'test identity list')
         ids = read_id_file(id_file)
         if self.split == 'test':
-            modality = 'vis'
+            modality = VIS
         elif self.split == 'query':
             modality = self.modality
         else:
-            modality = OTHER[self.modality]
+            modality = OTHER_MODALITY[self.modality]
         # Both modalities whatever the split (this split's first, so a
         # missing folder of its own is named first): the checks cover both
         # directions, so every test split of a copy fails alike.
         folders = {
             m: self._folders(ids, m)
-            for m in (modality, OTHER[modality])
+            for m in (modality, OTHER_MODALITY[modality])
         }
         self._report(self._overlap_errors() + self._test_errors(ids, folders))
         if self.split == 'test':
-            return (self._items(folders['vis'], 'vis') +
-                    self._items(folders['ir'], 'ir'))
+            return [
+                item for m in MODALITIES
+                for item in self._items(folders[m], m)
+            ]
         if self.split == self.sample_side:
             return self._sampled(folders[modality], modality)
         return self._items(folders[modality], modality)
@@ -242,8 +240,8 @@ class LLCMDataset(BaseVIReIDDataset):
             lists[modality] = read_list_file(path)
         self._report(self._overlap_errors(lists))
         pid2label = relabel_by_ir(
-            [label for _, label in lists['vis']],
-            [label for _, label in lists['ir']],
+            [label for _, label in lists[VIS]],
+            [label for _, label in lists[IR]],
             source=f'idx/train_vis.txt and idx/train_nir.txt of '
             f'{self.data_root}')
         self._metainfo['num_classes'] = len(pid2label)
@@ -252,6 +250,6 @@ class LLCMDataset(BaseVIReIDDataset):
                 img_path=osp.join(self.data_root, rel),
                 gt_label=pid2label[label],
                 cam_id=camera_from_path(rel),
-                modality=modality) for modality in ('vis', 'ir')
+                modality=modality) for modality in MODALITIES
             for rel, label in lists[modality]
         ]

@@ -4,6 +4,7 @@ import os.path as osp
 from typing import List, Optional
 
 from mmvireid.registry import DATASETS
+from mmvireid.structures import IR, MODALITIES, VIS
 from .base import BaseVIReIDDataset, read_list_file, relabel_by_ir
 from .split_checks import overlap_message, pid_of_path, read_other_split
 
@@ -20,8 +21,8 @@ REGDB_LAYOUT = """\
 # RegDB has one visible and one thermal camera (a dual-camera rig); these
 # numbers keep the two modalities apart wherever a camera id is expected,
 # as the reference evaluation does (query cam 1, gallery cam 2).
-CAM_IDS = dict(vis=1, ir=2)
-LIST_NAMES = dict(vis='visible', ir='thermal')
+CAM_IDS = {VIS: 1, IR: 2}
+LIST_NAMES = {VIS: 'visible', IR: 'thermal'}
 
 
 @DATASETS.register_module()
@@ -71,9 +72,9 @@ class RegDBDataset(BaseVIReIDDataset):
                  trial: int = 1,
                  modality: Optional[str] = None,
                  **kwargs) -> None:
-        if modality not in (None, 'vis', 'ir'):
-            raise ValueError('RegDBDataset: modality must be None, "vis" or '
-                             f'"ir", but got "{modality}".')
+        if modality not in (None, ) + MODALITIES:
+            raise ValueError('RegDBDataset: modality must be None or one of '
+                             f'{MODALITIES}, but got {modality!r}.')
         if isinstance(trial, bool) or not isinstance(trial, int) \
                 or not 1 <= trial <= 10:
             raise ValueError('RegDBDataset: trial must be an int in 1..10 '
@@ -99,7 +100,7 @@ class RegDBDataset(BaseVIReIDDataset):
         from the index files that exist."""
         sides = dict(train=[], test=[])
         for split in sides:
-            for modality in ('vis', 'ir'):
+            for modality in MODALITIES:
                 path = self._list_path(split, modality)
                 items = read_other_split(read_list_file, path)
                 if items is not None:
@@ -117,16 +118,16 @@ class RegDBDataset(BaseVIReIDDataset):
         return [] if msg is None else [msg]
 
     def load_items(self) -> List[dict]:
-        modalities = ('vis', 'ir') if self.modality is None \
+        modalities = MODALITIES if self.modality is None \
             else (self.modality, )
         # Training labels come from both lists whatever ``modality`` keeps.
-        needed = ('vis', 'ir') if self.split == 'train' else modalities
+        needed = MODALITIES if self.split == 'train' else modalities
         lists = {m: self._read(m) for m in needed}
         self._report(self._overlap_errors())
         if self.split == 'train':
             pid2label = relabel_by_ir(
-                [label for _, label in lists['vis']],
-                [label for _, label in lists['ir']],
+                [label for _, label in lists[VIS]],
+                [label for _, label in lists[IR]],
                 source=f'idx/train_*_{self.trial}.txt of {self.data_root}')
             self._metainfo['num_classes'] = len(pid2label)
             label_of = pid2label.__getitem__

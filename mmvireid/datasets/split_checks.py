@@ -26,6 +26,12 @@ import sys
 from typing import (Callable, Iterable, Iterator, List, Optional, Sequence,
                     Tuple)
 
+from mmengine.logging import MMLogger
+from PIL import Image
+from tqdm import tqdm
+
+from mmvireid.structures import IR, VIS
+
 __all__ = [
     'SplitError', 'is_hidden', 'list_visible', 'format_ids', 'format_paths',
     'pid_of_path', 'read_other_split', 'overlap_message', 'TEST_ID_HINT',
@@ -162,13 +168,14 @@ def test_id_errors(dataset: str, id_file: str, ids: Iterable[str], have: dict,
         modality for the ids without images of that modality only.
     """
     ids = sorted(set(ids))
-    (vis, vis_at), (ir, ir_at) = where['vis'], where['ir']
+    (vis, vis_at), (ir, ir_at) = where[VIS], where[IR]
+    has_vis, has_ir = have[VIS], have[IR]
     groups = [
-        ([i for i in ids if i not in have['vis'] and i not in have['ir']],
+        ([i for i in ids if i not in has_vis and i not in has_ir],
          f'no image of either modality ({vis}: {vis_at}; {ir}: {ir_at})'),
-        ([i for i in ids if i in have['vis'] and i not in have['ir']],
+        ([i for i in ids if i in has_vis and i not in has_ir],
          f'no {ir} image ({ir_at})'),
-        ([i for i in ids if i not in have['vis'] and i in have['ir']],
+        ([i for i in ids if i not in has_vis and i in has_ir],
          f'no {vis} image ({vis_at})'),
     ]
     errors = []
@@ -204,7 +211,6 @@ def decode_image(path: str) -> Optional[str]:
     its pixels (``load``, which ``verify`` does not do): a truncated JPEG
     passes the first step and fails the second.
     """
-    from PIL import Image
     try:
         if osp.getsize(path) == 0:
             return 'the file is empty'
@@ -221,27 +227,9 @@ def decode_image(path: str) -> Optional[str]:
 
 
 def _progress(total: int, enabled: bool):
-    """A progress bar with ``update(n)`` / ``close()``: tqdm when it is
-    installed (it redraws a few times per second), else MMEngine's."""
+    """A tqdm progress bar on stderr, or None when not ``enabled``."""
     if not enabled:
         return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        from mmengine.utils import ProgressBar
-
-        bar = ProgressBar(total, file=sys.stderr)
-
-        class _Bar:
-
-            def update(self, n: int = 1) -> None:
-                for _ in range(n):
-                    bar.update()
-
-            def close(self) -> None:
-                sys.stderr.write('\n')
-
-        return _Bar()
     return tqdm(total=total, unit='img', desc='decoding', file=sys.stderr)
 
 
@@ -294,7 +282,6 @@ def quiet_current_logger(level: int = logging.ERROR) -> Iterator[None]:
     The checkers collect the datasets' warnings (``split_warnings``) and
     print them once; without this, every dataset built would also log them.
     """
-    from mmengine.logging import MMLogger
     logger = MMLogger.get_current_instance()
     old = logger.level
     logger.setLevel(level)

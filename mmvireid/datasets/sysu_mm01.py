@@ -4,6 +4,8 @@ import os.path as osp
 from typing import List, Sequence, Tuple
 
 from mmvireid.registry import DATASETS
+from mmvireid.structures import (GALLERY_MODES, IR, VIS, draw_multi_shot,
+                                 draw_single_shot)
 from .base import (BaseVIReIDDataset, folder_groups, list_folder, read_id_file,
                    relabel_by_ir)
 from .split_checks import (empty_folder_message, format_ids, overlap_message,
@@ -109,7 +111,7 @@ class SYSUMM01Dataset(BaseVIReIDDataset):
         if search_mode not in GALLERY_CAMS:
             raise ValueError('SYSUMM01Dataset: search_mode must be "all" or '
                              f'"indoor", but got "{search_mode}".')
-        if gallery_mode not in ('single', 'multi'):
+        if gallery_mode not in GALLERY_MODES:
             raise ValueError('SYSUMM01Dataset: gallery_mode must be "single" '
                              f'or "multi", but got "{gallery_mode}".')
         self.search_mode = search_mode
@@ -193,14 +195,16 @@ class SYSUMM01Dataset(BaseVIReIDDataset):
     def _test_id_errors(self, test_ids: Sequence[str], query_folders,
                         vis_folders) -> List[str]:
         """Listed test ids without infrared or without visible images."""
-        have = dict(
-            ir={pid
-                for pid, _, _, files in query_folders if files},
-            vis={pid
-                 for pid, _, _, files in vis_folders if files})
-        where = dict(
-            vis=('visible', 'cam1, cam2, cam4, cam5'),
-            ir=('infrared', 'cam3, cam6'))
+        have = {
+            IR: {pid
+                 for pid, _, _, files in query_folders if files},
+            VIS: {pid
+                  for pid, _, _, files in vis_folders if files}
+        }
+        where = {
+            VIS: ('visible', 'cam1, cam2, cam4, cam5'),
+            IR: ('infrared', 'cam3, cam6')
+        }
         return test_id_errors('SYSUMM01Dataset', self._id_file('test_id.txt'),
                               test_ids, have, where)
 
@@ -240,11 +244,11 @@ class SYSUMM01Dataset(BaseVIReIDDataset):
             [folder for _, _, folder, files in gallery_folders if not files])
         errors += [] if msg is None else [msg]
         self._report(errors)
-        query = self._items(query_folders, 'ir')
+        query = self._items(query_folders, IR)
         if self.split == 'query':
             return query
         if self.split == 'test':
-            return query + self._items(gallery_folders, 'vis')
+            return query + self._items(gallery_folders, VIS)
         return self._draw_gallery(gallery_folders)
 
     def _load_train(self) -> List[dict]:
@@ -258,15 +262,11 @@ class SYSUMM01Dataset(BaseVIReIDDataset):
             [int(pid) for pid, _, _, files in ir_folders if files],
             source=f'{self.data_root}/cam1..cam6')
         self._metainfo['num_classes'] = len(pid2label)
-        return (self._items(vis_folders, 'vis', pid2label.__getitem__) +
-                self._items(ir_folders, 'ir', pid2label.__getitem__))
+        return (self._items(vis_folders, VIS, pid2label.__getitem__) +
+                self._items(ir_folders, IR, pid2label.__getitem__))
 
     def _draw_gallery(self, folders) -> List[dict]:
-        # Imported here: the evaluation package may import datasets.
-        from mmvireid.evaluation.functional.gallery_sampling import (
-            draw_multi_shot, draw_single_shot)
-
-        candidates = self._items(folders, 'vis')
+        candidates = self._items(folders, VIS)
         if self.gallery_mode == 'single':
             picks = draw_single_shot(folder_groups(folders), self.trial)
         else:

@@ -10,8 +10,8 @@ from typing import Dict, Tuple
 
 __all__ = [
     'VIS', 'IR', 'MODALITIES', 'VIS_ID', 'IR_ID', 'MODALITY_IDS',
-    'OTHER_MODALITY', 'DIRECTIONS', 'modality_id', 'check_modality',
-    'direction_modalities'
+    'OTHER_MODALITY', 'MODALITY_LABELS', 'IR2VIS', 'VIS2IR', 'DIRECTIONS',
+    'modality_id', 'check_modality', 'direction_modalities'
 ]
 
 #: modality names, as datasets and data samples store them
@@ -27,11 +27,17 @@ MODALITY_IDS: Dict[str, int] = {VIS: VIS_ID, IR: IR_ID}
 
 #: the other modality of each name (cross-modality retrieval)
 OTHER_MODALITY: Dict[str, str] = {VIS: IR, IR: VIS}
+#: how drawings and reports label each modality
+MODALITY_LABELS: Dict[str, str] = {VIS: 'VIS', IR: 'IR'}
 
+#: retrieval direction names: infrared queries against a visible gallery,
+#: and the reverse
+IR2VIS: str = 'ir2vis'
+VIS2IR: str = 'vis2ir'
 #: retrieval direction name -> (query modality, gallery modality)
 DIRECTIONS: Dict[str, Tuple[str, str]] = {
-    'ir2vis': (IR, VIS),
-    'vis2ir': (VIS, IR),
+    IR2VIS: (IR, VIS),
+    VIS2IR: (VIS, IR),
 }
 
 

@@ -30,6 +30,11 @@ import numpy as np
 from mmengine.config import ConfigDict
 from mmengine.registry import DefaultScope
 
+from mmvireid.datasets import parse_reid_path
+from mmvireid.datasets.transforms import ModalityDispatch
+from mmvireid.registry import DATA_SAMPLERS, DATASETS
+from mmvireid.structures import IR, MODALITY_LABELS, VIS
+
 __all__ = [
     'MODES', 'PHASES', 'build_browse_dataset', 'sampler_steps',
     'inspect_sample', 'DatasetBrowser'
@@ -38,8 +43,7 @@ __all__ = [
 MODES = ('original', 'transformed', 'pipeline')
 PHASES = ('train', 'val', 'test')
 #: Frame colours (RGB) of visible and infrared tiles.
-MODALITY_COLORS = dict(vis=(30, 110, 220), ir=(200, 60, 20))
-_MOD_NAMES = dict(vis='VIS', ir='IR')
+MODALITY_COLORS = {VIS: (30, 110, 220), IR: (200, 60, 20)}
 
 
 def build_browse_dataset(cfg, phase: str):
@@ -49,7 +53,6 @@ def build_browse_dataset(cfg, phase: str):
     Raises:
         KeyError: The config has no ``<phase>_dataloader.dataset`` (named).
     """
-    from mmvireid.registry import DATASETS
     if phase not in PHASES:
         raise ValueError(f'phase must be one of {PHASES}, got {phase!r}.')
     loader = cfg.get(f'{phase}_dataloader')
@@ -81,7 +84,6 @@ def sampler_steps(cfg,
         then the aligned infrared half), else None (steps of
         ``batch_size`` indices).
     """
-    from mmvireid.registry import DATA_SAMPLERS
     loader = cfg.train_dataloader
     sampler_cfg = copy.deepcopy(
         loader.get('sampler') or dict(type='DefaultSampler', shuffle=True))
@@ -134,7 +136,6 @@ def inspect_sample(transforms: Sequence, results: dict) -> Tuple[List, dict]:
         tuple: ``(steps, results)``: ``[(name, RGB array)]`` and the final
         results (packed), or ``(steps, None)`` if a transform dropped it.
     """
-    from mmvireid.datasets.transforms import ModalityDispatch
     steps = []
 
     def run(ts, results):
@@ -188,7 +189,6 @@ class DatasetBrowser:
         """Images and labels of dataset item ``idx`` in this mode:
         ``images`` (``[(name, RGB)]``), ``modality``, ``cam_id``, ``label``,
         ``pid``."""
-        from mmvireid.apis.inferencer import parse_reid_path
         info = copy.deepcopy(self.dataset.get_data_info(idx))
         transforms = getattr(self.dataset.pipeline, 'transforms',
                              [self.dataset.pipeline])
@@ -223,7 +223,8 @@ class DatasetBrowser:
     def label(sample: dict) -> str:
         """Two short lines: modality and camera, then the identity (the
         train label, and the person id of the path in brackets)."""
-        head = _MOD_NAMES.get(sample['modality'], str(sample['modality']))
+        head = MODALITY_LABELS.get(sample['modality'],
+                                   str(sample['modality']))
         if sample['cam_id'] is not None:
             head += f' c{sample["cam_id"]}'
         ident = f'id {sample["label"]}'

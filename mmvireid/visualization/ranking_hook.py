@@ -2,7 +2,7 @@
 """Test-time hook that draws ranking lists (``tools/test.py --show-dir``)."""
 import os
 import os.path as osp
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -10,71 +10,16 @@ from mmengine.dist import collect_results, is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
+from mmvireid.evaluation.functional import rank_gallery, re_ranking
 from mmvireid.registry import HOOKS
+from mmvireid.structures import (DATASET_PROTOCOLS, DIRECTIONS, GALLERY_MODES,
+                                 LLCM_VIS2IR_MODES, PROTOCOL_DIRECTIONS,
+                                 PROTOCOLS, ProtocolSplit, check_protocol,
+                                 protocol_keep_mask)
 from .ranking_visualizer import VIReIDVisualizer
+from .rankings_file import write_rankings
 
-__all__ = ['RankingVisualizationHook', 'protocol_split']
-
-_DATASET_PROTOCOLS = dict(sysu_mm01='sysu', regdb='regdb', llcm='llcm')
-_DIRECTIONS = dict(ir2vis=('ir', 'vis'), vis2ir=('vis', 'ir'))
-
-
-def protocol_split(pids: np.ndarray,
-                   cams: np.ndarray,
-                   modalities: np.ndarray,
-                   paths: Sequence[Optional[str]],
-                   protocol: str,
-                   direction: str = 'ir2vis',
-                   trial: int = 0,
-                   gallery_mode: str = 'single') -> Tuple[np.ndarray, ...]:
-    """Query and gallery positions of one trial, as the metric builds them.
-
-    The samples must be in dataset order (``sample_idx``). Within the
-    gallery modality, consecutive samples of one ``(pid, camera)`` folder are
-    one folder visit of the reference's gallery walk; SYSU-MM01 and LLCM
-    draw one (or, SYSU multi-shot, ten) of them per trial with the same
-    draws as :class:`~mmvireid.evaluation.VIReIDMetric`; RegDB uses every
-    image on both sides.
-
-    Args:
-        pids, cams (np.ndarray): ``(N,)`` person ids and camera numbers.
-        modalities (np.ndarray): ``(N,)`` ``'vis'`` / ``'ir'``.
-        paths (Sequence[str | None]): ``(N,)`` image paths (they separate
-            back-to-back visits of one folder).
-        protocol (str): ``'sysu'``, ``'regdb'`` or ``'llcm'``.
-        direction (str): ``'ir2vis'`` or ``'vis2ir'``. Defaults to
-            ``'ir2vis'``.
-        trial (int): Gallery draw. Defaults to 0.
-        gallery_mode (str): ``'single'`` or ``'multi'`` shot.
-
-    Returns:
-        tuple[np.ndarray, np.ndarray]: Query and gallery positions into the
-        N samples, in dataset order.
-    """
-    from mmvireid.evaluation.functional import (draw_multi_shot,
-                                                draw_single_shot,
-                                                group_consecutive)
-    if direction not in _DIRECTIONS:
-        raise ValueError(f'direction must be one of {sorted(_DIRECTIONS)}, '
-                         f'got {direction!r}.')
-    q_mod, g_mod = _DIRECTIONS[direction]
-    q_idx = np.flatnonzero(modalities == q_mod)
-    g_all = np.flatnonzero(modalities == g_mod)
-    if q_idx.size == 0 or g_all.size == 0:
-        raise ValueError(
-            f'{direction}: the test set has {q_idx.size} {q_mod!r} and '
-            f'{g_all.size} {g_mod!r} samples; both are needed.')
-    if protocol == 'regdb':
-        return q_idx, g_all
-    keys = list(zip(pids[g_all].tolist(), cams[g_all].tolist()))
-    items = [paths[i] for i in g_all]
-    groups = group_consecutive(
-        keys, items if all(p is not None for p in items) else None)
-    if gallery_mode == 'multi':
-        picks = draw_multi_shot(groups, trial)
-    else:
-        picks = draw_single_shot(groups, trial)
-    return q_idx, g_all[np.asarray(picks, dtype=np.int64)]
+__all__ = ['RankingVisualizationHook', 'enable_ranking_visualization']
 
 
 @HOOKS.register_module()
@@ -84,9 +29,10 @@ class RankingVisualizationHook(Hook):
     During ``runner.test()`` the hook keeps every test sample's predicted
     feature (``pred_feat``), identity, camera, modality and path; after the
     test epoch it gathers them from all ranks, rebuilds the query and gallery
-    of one trial and direction of the protocol (the metric's own draws, see
-    :func:`protocol_split`), ranks the gallery of ``num_queries`` queries
-    spread evenly over the query list, and writes one PNG per query
+    of one trial and direction of the protocol (the metric's own split,
+    :class:`~mmvireid.structures.ProtocolSplit`), ranks the gallery of
+    ``num_queries`` queries spread evenly over the query list, and writes
+    one PNG per query
     (:class:`VIReIDVisualizer`: query, top-k matches framed green / red for
     the right / a wrong identity, scores, modality, camera, identity) plus
     ``rankings.json`` with the same information. The drawings also go to the
@@ -108,7 +54,8 @@ class RankingVisualizationHook(Hook):
             the metric's main direction (SYSU ``'ir2vis'``).
         trial (int): Gallery draw shown. Defaults to 0.
         gallery_mode (str, optional): ``'single'`` / ``'multi'``. Defaults
-            to the metric's.
+            to the metric's. (LLCM's ``llcm_vis2ir_mode`` is always the
+            metric's.)
         apply_filter (bool): Drop the gallery items the protocol hides from
             each query (SYSU camera 3 vs 2, LLCM same id and camera), as the
             scores do. Defaults to True.
@@ -126,8 +73,9 @@ class RankingVisualizationHook(Hook):
             ``rankings.json`` (``tools/test.py`` passes it). Defaults to
             None.
 
-    ``rankings.json`` is written by :func:`mmvireid.apis.ranking.
-    write_rankings`, the writer of :meth:`VIReIDInferencer.save` too: the
+    ``rankings.json`` is written by :func:`~mmvireid.visualization.
+    rankings_file.write_rankings`, the writer of
+    :meth:`VIReIDInferencer.save` too: the
     same header keys and, per query, ``query``, ``matches``,
     ``first_correct_rank`` and ``image``.
     """
@@ -147,16 +95,14 @@ class RankingVisualizationHook(Hook):
                  to_backends: bool = True,
                  rerank: Union[None, bool, dict] = None,
                  weights: Optional[str] = None) -> None:
-        from mmvireid.apis.ranking import PROTOCOLS
         if topk < 1 or num_queries < 1:
             raise ValueError('RankingVisualizationHook: topk and num_queries '
                              f'must be >= 1, got {topk} and {num_queries}.')
-        if protocol is not None and protocol not in PROTOCOLS:
-            raise ValueError('RankingVisualizationHook: protocol must be one '
-                             f'of {PROTOCOLS}, got {protocol!r}.')
-        if direction is not None and direction not in _DIRECTIONS:
+        if protocol is not None:
+            check_protocol(protocol, 'RankingVisualizationHook')
+        if direction is not None and direction not in DIRECTIONS:
             raise ValueError('RankingVisualizationHook: direction must be '
-                             f'one of {sorted(_DIRECTIONS)}, got '
+                             f'one of {sorted(DIRECTIONS)}, got '
                              f'{direction!r}.')
         self.out_dir = out_dir
         self.topk = int(topk)
@@ -224,7 +170,9 @@ class RankingVisualizationHook(Hook):
             logger='current')
 
     # ------------------------------------------------------------------ #
-    def _protocol_settings(self, runner) -> Tuple[str, str, str]:
+    def _protocol_settings(self, runner) -> dict:
+        """Protocol, direction and gallery draw: the hook's own, else the
+        test metric's (when it tests the same protocol), else defaults."""
         metric = None
         evaluator = getattr(runner, 'test_evaluator', None)
         for m in getattr(evaluator, 'metrics', []) or []:
@@ -234,20 +182,23 @@ class RankingVisualizationHook(Hook):
         protocol = self.protocol or getattr(metric, 'protocol', None)
         if protocol is None:
             name = runner.test_dataloader.dataset.metainfo.get('dataset_name')
-            protocol = _DATASET_PROTOCOLS.get(name)
+            protocol = DATASET_PROTOCOLS.get(name)
         if protocol is None:
             raise ValueError(
                 'RankingVisualizationHook: cannot tell the protocol (no '
                 'VIReIDMetric in test_evaluator, unknown dataset); pass '
-                "protocol='sysu'|'regdb'|'llcm'.")
-        direction = self.direction
-        if direction is None:
-            dirs = getattr(metric, 'directions', None)
-            direction = 'ir2vis' if protocol == 'sysu' or not dirs \
-                else dirs[0]
-        gallery_mode = self.gallery_mode or getattr(metric, 'gallery_mode',
-                                                    'single')
-        return protocol, direction, gallery_mode
+                f'protocol= one of {PROTOCOLS}.')
+        if getattr(metric, 'protocol', None) != protocol:
+            metric = None
+        directions = getattr(metric, 'directions', None) or \
+            PROTOCOL_DIRECTIONS[protocol]
+        return dict(
+            protocol=protocol,
+            direction=self.direction or directions[0],
+            gallery_mode=self.gallery_mode
+            or getattr(metric, 'gallery_mode', GALLERY_MODES[0]),
+            llcm_vis2ir_mode=getattr(metric, 'llcm_vis2ir_mode',
+                                     LLCM_VIS2IR_MODES[0]))
 
     def _rerank_cfg(self, runner) -> Optional[dict]:
         """The re-ranking settings of the scores (None: plain similarity):
@@ -270,15 +221,16 @@ class RankingVisualizationHook(Hook):
 
     def draw(self, records: List[dict], runner) -> List[str]:
         """Rank and draw; returns the written PNG paths."""
-        from mmvireid.apis.ranking import (protocol_keep_mask, rank_gallery,
-                                           write_rankings)
-        protocol, direction, gallery_mode = self._protocol_settings(runner)
+        settings = self._protocol_settings(runner)
+        protocol, direction = settings['protocol'], settings['direction']
         pids = np.array([r['pid'] for r in records], dtype=np.int64)
         cams = np.array([r['cam'] for r in records], dtype=np.int64)
         mods = np.array([r['modality'] for r in records])
         paths = [r['img_path'] for r in records]
-        q_idx, g_idx = protocol_split(pids, cams, mods, paths, protocol,
-                                      direction, self.trial, gallery_mode)
+        split = ProtocolSplit(protocol, pids, cams, mods, paths,
+                              settings['gallery_mode'],
+                              settings['llcm_vis2ir_mode'])
+        q_idx, g_idx = split(direction, self.trial)
         picks = np.unique(
             np.linspace(0, q_idx.size - 1,
                         min(self.num_queries, q_idx.size)).round().astype(int))
@@ -293,9 +245,7 @@ class RankingVisualizationHook(Hook):
         if rerank is not None:
             # as the metric: the k-reciprocal neighbourhoods of all the
             # trial's queries and gallery, then the rows drawn
-            from mmvireid.evaluation.functional import re_ranking
-            distances = re_ranking(feats[q_idx], feats[g_idx],
-                                   **rerank)[picks]
+            distances = re_ranking(feats[q_idx], feats[g_idx], **rerank)[picks]
         ranked = rank_gallery(
             feats[q_sel], feats[g_idx], self.topk, keep, distances=distances)
 
@@ -340,7 +290,7 @@ class RankingVisualizationHook(Hook):
             protocol=protocol,
             direction=direction,
             trial=self.trial,
-            gallery_mode=gallery_mode,
+            gallery_mode=settings['gallery_mode'],
             filtered=self.apply_filter,
             rerank=rerank,
             topk=self.topk,

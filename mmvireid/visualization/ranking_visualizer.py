@@ -10,6 +10,7 @@ from mmengine.dist import master_only
 from mmengine.visualization import Visualizer
 
 from mmvireid.registry import VISUALIZERS
+from mmvireid.structures import MODALITY_LABELS
 
 __all__ = ['VIReIDVisualizer', 'RankingLayout', 'GridLayout']
 
@@ -21,7 +22,6 @@ DEFAULT_COLORS = dict(
     correct=(0, 170, 0),
     wrong=(220, 20, 20),
     unknown=(140, 140, 140))
-_MODALITY_NAMES = dict(vis='VIS', ir='IR')
 
 
 class RankingLayout:
@@ -275,7 +275,7 @@ class VIReIDVisualizer(Visualizer):
         parts = []
         if meta.get('modality') is not None:
             parts.append(
-                _MODALITY_NAMES.get(meta['modality'], str(meta['modality'])))
+                MODALITY_LABELS.get(meta['modality'], str(meta['modality'])))
         if meta.get('cam_id') is not None:
             parts.append(f'c{meta["cam_id"]}')
         if meta.get('pid') is not None:

@@ -269,7 +269,8 @@ def test_model_names_and_errors(inferencer, toy_checkpoint, tmp_path):
     (tmp_path / 'empty').mkdir()
     with pytest.raises(FileNotFoundError, match='holds no image'):
         inferencer.extract(str(tmp_path / 'empty'))
-    with pytest.raises(ValueError, match='modality must be "vis" or "ir"'):
+    with pytest.raises(
+            ValueError, match=r"modality must be one of \('vis', 'ir'\)"):
         inferencer.extract(np.zeros((8, 8, 3), np.uint8), modality='rgb')
     with pytest.raises(ValueError, match='has 2 entries for 1 images'):
         inferencer.extract(np.zeros((8, 8, 3), np.uint8), pid=[1, 2])

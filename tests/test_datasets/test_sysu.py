@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from mmvireid.datasets import SYSUMM01Dataset
-from mmvireid.evaluation.functional.gallery_sampling import (draw_single_shot,
-                                                             group_consecutive)
 from mmvireid.registry import DATASETS
+from mmvireid.structures import draw_single_shot, group_consecutive
 
 TRAIN_IDS = [3, 1, 7, 12, 5]
 VAL_IDS = [20, 2]

@@ -3,48 +3,23 @@
 import json
 import os
 import os.path as osp
-import random
 import subprocess
 import sys
 from types import SimpleNamespace
 
 import mmcv
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
-from mmvireid.apis.ranking import RANKINGS_HEADER
 from mmvireid.evaluation import VIReIDMetric
-from mmvireid.visualization import (RankingVisualizationHook, VIReIDVisualizer,
-                                    enable_ranking_visualization,
-                                    protocol_split)
+from mmvireid.visualization import (RANKINGS_HEADER, RankingVisualizationHook,
+                                    VIReIDVisualizer,
+                                    enable_ranking_visualization)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def test_protocol_split_draws_like_the_reference():
-    # gallery walk: (pid, cam) folders 1/1 (3 files), 1/2 (2), 2/1 (4)
-    pids = np.array([1, 1, 1, 1, 1, 2, 2, 2, 2, 9, 9])
-    cams = np.array([1, 1, 1, 2, 2, 1, 1, 1, 1, 3, 6])
-    mods = np.array(['vis'] * 9 + ['ir'] * 2)
-    paths = [f'f{i}' for i in range(11)]
-    for trial in range(4):
-        q, g = protocol_split(pids, cams, mods, paths, 'sysu', 'ir2vis', trial)
-        # the reference: random.seed(trial), then one random.choice per
-        # folder over its sorted files
-        random.seed(trial)
-        expect = []
-        for folder in ([0, 1, 2], [3, 4], [5, 6, 7, 8]):
-            expect.append(random.choice(folder))
-        assert q.tolist() == [9, 10]
-        assert g.tolist() == expect
-    q, g = protocol_split(pids, cams, mods, paths, 'regdb', 'vis2ir')
-    assert q.tolist() == list(range(9)) and g.tolist() == [9, 10]
-    with pytest.raises(ValueError, match='0 \'ir\''):
-        protocol_split(pids[:9], cams[:9], mods[:9], paths[:9], 'sysu')
 
 
 def _toy_records(root):
@@ -221,3 +196,32 @@ def test_hook_names_missing_sample_fields():
     expected = r"lack \['gt_label', 'modality', 'sample_idx', 'img_path'\]"
     with pytest.raises(KeyError, match=expected):
         hook.after_test_iter(None, 0, outputs=[bare])
+
+
+def test_hook_takes_the_metric_settings_of_its_protocol():
+    deen = VIReIDMetric(
+        'llcm', directions=('vis2ir', ), llcm_vis2ir_mode='deen')
+    runner = SimpleNamespace(
+        test_evaluator=SimpleNamespace(metrics=[deen]),
+        test_dataloader=SimpleNamespace(
+            dataset=SimpleNamespace(metainfo=dict(dataset_name='llcm'))))
+    settings = RankingVisualizationHook()._protocol_settings(runner)
+    assert settings == dict(
+        protocol='llcm',
+        direction='vis2ir',
+        gallery_mode='single',
+        llcm_vis2ir_mode='deen')
+    # A hook told another protocol does not take that metric's settings.
+    settings = RankingVisualizationHook(
+        protocol='sysu', gallery_mode='multi')._protocol_settings(runner)
+    assert settings == dict(
+        protocol='sysu',
+        direction='ir2vis',
+        gallery_mode='multi',
+        llcm_vis2ir_mode='symmetric')
+    # Without a metric, the dataset names the protocol.
+    runner.test_evaluator = None
+    settings = RankingVisualizationHook()._protocol_settings(runner)
+    assert (settings['protocol'], settings['direction']) == ('llcm', 'vis2ir')
+    with pytest.raises(ValueError, match='protocol must be one of'):
+        RankingVisualizationHook(protocol='market')

@@ -24,8 +24,17 @@ import os.path as osp
 import sys
 from typing import Dict, List
 
+from mmvireid.datasets import LLCMDataset
+from mmvireid.datasets.llcm import LLCM_LAYOUT
+from mmvireid.datasets.split_checks import (quiet_current_logger,
+                                            report_undecodable)
+from mmvireid.structures import (IR, IR2VIS, MODALITIES, VIS, VIS2IR,
+                                 direction_modalities)
+
 REQUIRED_DIRS = ('train_vis', 'train_nir', 'test_vis', 'test_nir', 'idx')
 REQUIRED_FILES = ('idx/train_vis.txt', 'idx/train_nir.txt', 'idx/test_id.txt')
+#: the directions reported, DEEN's main one (NIR queries) first
+DIRECTIONS_SHOWN = (IR2VIS, VIS2IR)
 
 
 def check_layout(data_root: str) -> List[str]:
@@ -51,8 +60,6 @@ def _count(items: List[dict], mod: str) -> Dict[str, int]:
 def collect_stats(data_root: str) -> dict:
     """Counts of the training and test splits, and of trial 0's query /
     gallery in both directions."""
-    from mmvireid.datasets import LLCMDataset
-    from mmvireid.datasets.split_checks import quiet_current_logger
     warnings: List[str] = []
 
     def items(**kwargs) -> List[dict]:
@@ -67,9 +74,9 @@ def collect_stats(data_root: str) -> dict:
     test = items(split='test')
     stats = dict(
         train={m: _count(train, m)
-               for m in ('vis', 'ir')},
+               for m in MODALITIES},
         test={m: _count(test, m)
-              for m in ('vis', 'ir')},
+              for m in MODALITIES},
         missing_files=[
             d['img_path'] for d in train if not osp.isfile(d['img_path'])
         ],
@@ -77,7 +84,8 @@ def collect_stats(data_root: str) -> dict:
             p for p in dict.fromkeys(d['img_path'] for d in train + test)
             if osp.isfile(p)
         ])
-    for mod, name in (('ir', 'ir2vis'), ('vis', 'vis2ir')):
+    for name in DIRECTIONS_SHOWN:
+        mod = direction_modalities(name)[0]  # the query modality
         q = items(split='query', modality=mod)
         g = items(split='gallery', modality=mod)
         stats[name] = dict(query=len(q), gallery=len(g))
@@ -88,10 +96,11 @@ def collect_stats(data_root: str) -> dict:
 def print_stats(stats: dict) -> None:
     for split in ('train', 'test'):
         s = stats[split]
-        print(f'{split:<6}: visible {s["vis"]["images"]} images '
-              f'({s["vis"]["ids"]} ids), near-infrared {s["ir"]["images"]} '
-              f'images ({s["ir"]["ids"]} ids)')
-    for name in ('ir2vis', 'vis2ir'):
+        vis, ir = s[VIS], s[IR]
+        print(f'{split:<6}: visible {vis["images"]} images '
+              f'({vis["ids"]} ids), near-infrared {ir["images"]} '
+              f'images ({ir["ids"]} ids)')
+    for name in DIRECTIONS_SHOWN:
         s = stats[name]
         print(f'{name}: {s["query"]} queries, {s["gallery"]} gallery images '
               'per trial (one per (id, camera) folder)')
@@ -108,8 +117,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from mmvireid.datasets.llcm import LLCM_LAYOUT
-    from mmvireid.datasets.split_checks import report_undecodable
     args = parse_args(argv)
     missing = check_layout(args.data_root)
     if missing:

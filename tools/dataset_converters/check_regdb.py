@@ -23,8 +23,13 @@ import os.path as osp
 import sys
 from typing import Dict, List, Sequence
 
+from mmvireid.datasets import RegDBDataset
+from mmvireid.datasets.regdb import LIST_NAMES, REGDB_LAYOUT
+from mmvireid.datasets.split_checks import (quiet_current_logger,
+                                            report_undecodable)
+from mmvireid.structures import MODALITIES
+
 TRIALS = tuple(range(1, 11))
-LIST_NAMES = dict(vis='visible', ir='thermal')
 #: Per split and modality, in the official release.
 OFFICIAL = dict(ids=206, images=2060)
 
@@ -51,8 +56,6 @@ def collect_stats(data_root: str,
                   trials: Sequence[int] = TRIALS) -> Dict[int, dict]:
     """``{trial: {split: {modality: dict(images, ids, missing_files)}}}``,
     read with the dataset class (its parsing, split checks and errors)."""
-    from mmvireid.datasets import RegDBDataset
-    from mmvireid.datasets.split_checks import quiet_current_logger
     stats = {}
     for trial in trials:
         stats[trial] = {}
@@ -65,7 +68,7 @@ def collect_stats(data_root: str,
                     pipeline=[],
                     serialize_data=False).get_data_list()
             stats[trial][split] = {}
-            for mod in ('vis', 'ir'):
+            for mod in MODALITIES:
                 sel = [d for d in items if d['modality'] == mod]
                 stats[trial][split][mod] = dict(
                     images=len(sel),
@@ -93,7 +96,7 @@ def report(stats: Dict[int, dict], compare_official: bool = True) -> int:
     for trial, splits in stats.items():
         parts = []
         for split in ('train', 'test'):
-            for mod in ('vis', 'ir'):
+            for mod in MODALITIES:
                 s = splits[split][mod]
                 parts.append(f'{split} {mod} {s["images"]} ({s["ids"]} ids)')
                 num_missing += len(s['missing_files'])
@@ -125,8 +128,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from mmvireid.datasets.regdb import REGDB_LAYOUT
-    from mmvireid.datasets.split_checks import report_undecodable
     args = parse_args(argv)
     bad = [t for t in args.trials if t not in TRIALS]
     if bad:

@@ -47,11 +47,20 @@ import sys
 from typing import Dict, List, Optional
 
 import numpy as np
+from numpy.lib.format import open_memmap
+from PIL import Image
+
+from mmvireid.datasets import SYSUMM01Dataset
+from mmvireid.datasets.split_checks import (quiet_current_logger,
+                                            report_undecodable)
+from mmvireid.datasets.sysu_mm01 import SYSU_LAYOUT
+from mmvireid.structures import IR, MODALITIES, VIS
 
 IMG_SIZE = (144, 288)  # (W, H), as pre_process_sysu.py
-NPY_NAMES = dict(
-    vis=('train_rgb_resized_img.npy', 'train_rgb_resized_label.npy'),
-    ir=('train_ir_resized_img.npy', 'train_ir_resized_label.npy'))
+NPY_NAMES = {
+    VIS: ('train_rgb_resized_img.npy', 'train_rgb_resized_label.npy'),
+    IR: ('train_ir_resized_img.npy', 'train_ir_resized_label.npy')
+}
 #: Statistics of the official SYSU-MM01 release (train = train + val ids).
 OFFICIAL = dict(
     train_ids=395, train_vis=22258, train_ir=11909, test_ids=96, query_ir=3803)
@@ -74,7 +83,7 @@ def check_layout(data_root: str) -> List[str]:
 
 def _count(items: List[dict]) -> Dict[str, Dict[str, int]]:
     out = {}
-    for mod in ('vis', 'ir'):
+    for mod in MODALITIES:
         sel = [d for d in items if d['modality'] == mod]
         out[mod] = dict(images=len(sel), ids=len({d['gt_label'] for d in sel}))
     return out
@@ -87,8 +96,6 @@ def collect_stats(data_root: str) -> dict:
     Also returns ``warnings`` (the datasets' split warnings, each once) and
     ``images`` (every listed image, for ``--decode``).
     """
-    from mmvireid.datasets import SYSUMM01Dataset
-    from mmvireid.datasets.split_checks import quiet_current_logger
     warnings: List[str] = []
 
     def items(**kwargs) -> List[dict]:
@@ -101,14 +108,14 @@ def collect_stats(data_root: str) -> dict:
 
     train = items(split='train')
     query = items(split='query')
-    stats = dict(train=_count(train), query=_count(query)['ir'])
+    stats = dict(train=_count(train), query=_count(query)[IR])
     stats['num_classes'] = len({d['gt_label'] for d in train})
     for mode in ('all', 'indoor'):
         gallery = [
             d for d in items(split='test', search_mode=mode)
-            if d['modality'] == 'vis'
+            if d['modality'] == VIS
         ]
-        stats[f'gallery_{mode}'] = _count(gallery)['vis']
+        stats[f'gallery_{mode}'] = _count(gallery)[VIS]
         stats[f'gallery_{mode}']['folders'] = len({(d['gt_label'], d['cam_id'])
                                                    for d in gallery})
         if mode == 'all':  # the indoor gallery is a part of it
@@ -123,8 +130,8 @@ def official_mismatches(stats: dict) -> List[str]:
     """Differences from the official release's statistics."""
     found = dict(
         train_ids=stats['num_classes'],
-        train_vis=stats['train']['vis']['images'],
-        train_ir=stats['train']['ir']['images'],
+        train_vis=stats['train'][VIS]['images'],
+        train_ir=stats['train'][IR]['images'],
         test_ids=stats['query']['ids'],
         query_ir=stats['query']['images'])
     return [
@@ -134,10 +141,10 @@ def official_mismatches(stats: dict) -> List[str]:
 
 
 def print_stats(stats: dict) -> None:
-    tr = stats['train']
+    vis, ir = stats['train'][VIS], stats['train'][IR]
     print(f'train    : {stats["num_classes"]} ids; visible '
-          f'{tr["vis"]["images"]} images ({tr["vis"]["ids"]} ids), infrared '
-          f'{tr["ir"]["images"]} images ({tr["ir"]["ids"]} ids)')
+          f'{vis["images"]} images ({vis["ids"]} ids), infrared '
+          f'{ir["images"]} images ({ir["ids"]} ids)')
     q = stats['query']
     print(f'query    : {q["images"]} infrared images of {q["ids"]} ids '
           '(cameras 3, 6)')
@@ -158,11 +165,6 @@ def write_npy_cache(data_root: str,
     Returns:
         dict[str, str]: ``{file name: path}`` of the written files.
     """
-    from numpy.lib.format import open_memmap
-    from PIL import Image
-
-    from mmvireid.datasets import SYSUMM01Dataset
-
     out_dir = data_root if out_dir is None else out_dir
     os.makedirs(out_dir, exist_ok=True)
     targets = [
@@ -221,8 +223,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from mmvireid.datasets.split_checks import report_undecodable
-    from mmvireid.datasets.sysu_mm01 import SYSU_LAYOUT
     args = parse_args(argv)
     missing = check_layout(args.data_root)
     if missing:

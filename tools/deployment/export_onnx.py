@@ -43,11 +43,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config, DictAction
 
+from mmvireid.apis import init_model
+from mmvireid.structures import IR, MODALITIES, VIS, modality_id
+from mmvireid.utils import register_all_modules
 from mmvireid.utils.checkpoint import (CorruptCheckpointError,
                                        UnsafeCheckpointError)
 from mmvireid.utils.tool_utils import UserInputError, check_writable
-
-_MODALITY_IDS = dict(vis=0, ir=1)
 
 
 class FeatureExportWrapper(nn.Module):
@@ -62,14 +63,14 @@ class FeatureExportWrapper(nn.Module):
 
     def __init__(self,
                  model: nn.Module,
-                 modality: str = 'vis',
+                 modality: str = VIS,
                  with_cams: bool = False) -> None:
         super().__init__()
-        if modality not in _MODALITY_IDS:
-            raise ValueError(f'modality must be "vis" or "ir", got '
+        if modality not in MODALITIES:
+            raise ValueError(f'modality must be "{VIS}" or "{IR}", got '
                              f'{modality!r}.')
         self.model = model
-        self.modality_id = _MODALITY_IDS[modality]
+        self.modality_id = modality_id(modality)
         self.with_cams = with_cams
 
     def forward(self,
@@ -90,8 +91,6 @@ def build_model(cfg: Config,
                 strict: bool = True) -> nn.Module:
     """Build ``cfg.model`` (no CLIP download) and load ``checkpoint``,
     strictly unless ``strict=False``; None keeps the random init (tests)."""
-    from mmvireid.apis import init_model
-    from mmvireid.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     return init_model(cfg, checkpoint, strict=strict)
 
@@ -124,7 +123,7 @@ def export_metadata(model: nn.Module, modality: str,
 
 def export_onnx(model: nn.Module,
                 out_file: str,
-                modality: str = 'vis',
+                modality: str = VIS,
                 opset: int = 17,
                 batch_size: int = 2,
                 config: Optional[str] = None) -> FeatureExportWrapper:
@@ -133,7 +132,7 @@ def export_onnx(model: nn.Module,
     Returns:
         FeatureExportWrapper: The exported PyTorch module (eval mode).
     """
-    try:
+    try:  # optional: only the export needs it
         import onnx
     except ImportError:
         raise ImportError('ONNX export needs the "onnx" package: pip install '
@@ -194,7 +193,7 @@ def check_parity(wrapper: FeatureExportWrapper,
                  seed: int = 0) -> float:
     """Max abs difference between onnxruntime and PyTorch features over
     random batches of ``batch_sizes`` images."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # optional: only the parity check needs it
     session = ort.InferenceSession(
         onnx_file, providers=['CPUExecutionProvider'])
     h, w = wrapper.model.image_encoder.input_size
@@ -235,8 +234,8 @@ def parse_args(argv=None):
         help='replace an existing --out file')
     parser.add_argument(
         '--modality',
-        choices=sorted(_MODALITY_IDS),
-        default='vis',
+        choices=MODALITIES,
+        default=VIS,
         help='branch to export for models with a modality-specific stem')
     parser.add_argument('--opset', type=int, default=17)
     parser.add_argument(
@@ -291,7 +290,7 @@ def main(argv=None) -> int:
     print(f'ONNX model written to {args.out}')
     if args.no_check:
         return 0
-    try:
+    try:  # optional: without it the parity check is skipped
         import onnxruntime  # noqa: F401
     except ImportError:
         print('onnxruntime is not installed: parity check skipped '

@@ -26,14 +26,19 @@ import sys
 
 import mmcv
 from mmengine.config import Config, DictAction
+from mmengine.runner import set_random_seed
 
 from mmvireid.utils import register_all_modules
 from mmvireid.utils.tool_utils import (UserInputError, check_cfg_options,
                                        check_writable, run_or_explain)
+from mmvireid.visualization import VIReIDVisualizer
+from mmvireid.visualization.dataset_browser import (MODES, PHASES,
+                                                    DatasetBrowser,
+                                                    build_browse_dataset,
+                                                    sampler_steps)
 
 
 def parse_args(argv=None):
-    from mmvireid.visualization.dataset_browser import MODES, PHASES
     parser = argparse.ArgumentParser(
         description='Save grids of the images a dataset pipeline gives')
     parser.add_argument('config', help='config file path')
@@ -85,11 +90,6 @@ def main(argv=None) -> None:
     register_all_modules(init_default_scope=False)
 
     def browse():
-        from mmengine.runner import set_random_seed
-
-        from mmvireid.visualization import VIReIDVisualizer
-        from mmvireid.visualization.dataset_browser import (
-            DatasetBrowser, build_browse_dataset, sampler_steps)
         if args.show_number < 1:
             raise UserInputError(
                 f'--show-number must be >= 1, got {args.show_number}')

@@ -7,10 +7,9 @@ from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Sampler
 
 from mmvireid.registry import DATA_SAMPLERS
+from mmvireid.structures import IR, MODALITIES, VIS
 
 __all__ = ['CrossModalIdentitySampler']
-
-MODALITIES = ('vis', 'ir')
 
 
 def _read_labels_and_modalities(
@@ -169,8 +168,8 @@ class CrossModalIdentitySampler(Sampler):
             raise ValueError(
                 f'CrossModalIdentitySampler: {name} has modalities {bad}; '
                 f'only {list(MODALITIES)} are known.')
-        vis_idx = np.flatnonzero(modalities == 'vis')
-        ir_idx = np.flatnonzero(modalities == 'ir')
+        vis_idx = np.flatnonzero(modalities == VIS)
+        ir_idx = np.flatnonzero(modalities == IR)
         vis_labels, ir_labels = labels[vis_idx], labels[ir_idx]
         uni_vis, uni_ir = np.unique(vis_labels), np.unique(ir_labels)
         if uni_vis.size == 0 or uni_ir.size == 0:

@@ -36,6 +36,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from mmvireid.structures import LLCM, REGDB, SYSU, protocol_drop_keys
+
 __all__ = [
     'eval_sysu', 'eval_regdb', 'eval_llcm', 'NoValidQueryError',
     'RaggedCMCError'
@@ -131,7 +133,7 @@ def eval_sysu(distmat: np.ndarray,
         g_pids,
         q_camids,
         g_camids,
-        protocol='sysu',
+        protocol=SYSU,
         max_rank=max_rank,
         block_size=block_size,
         ragged=ragged)
@@ -186,7 +188,7 @@ def eval_llcm(distmat: np.ndarray,
         g_pids,
         q_camids,
         g_camids,
-        protocol='llcm',
+        protocol=LLCM,
         max_rank=max_rank,
         block_size=block_size,
         ragged=ragged)
@@ -236,7 +238,7 @@ def eval_regdb(distmat: np.ndarray,
         g_pids,
         None,
         None,
-        protocol='regdb',
+        protocol=REGDB,
         max_rank=max_rank,
         block_size=block_size,
         ragged=ragged)
@@ -293,7 +295,7 @@ def _evaluate(distmat, q_pids, g_pids, q_camids, g_camids, *, protocol: str,
     num_q, num_g = distmat.shape
     q_pids = _as_1d('q_pids', fn, q_pids, num_q)
     g_pids = _as_1d('g_pids', fn, g_pids, num_g)
-    if protocol != 'regdb':
+    if protocol != REGDB:
         q_camids = _as_1d('q_camids', fn, q_camids, num_q)
         g_camids = _as_1d('g_camids', fn, g_camids, num_g)
     if block_size is None:
@@ -460,15 +462,19 @@ def _score_by_counting(block: np.ndarray, qidx: np.ndarray, filtered: bool,
         # Dropped items become +inf (on a copy): never closer than a
         # finite match, never equal to one.
         dist = np.array(block, copy=True)
-        if filt.protocol == 'sysu':
-            dist[:, filt.cam2_cols] = np.inf
-            match = present & ~filt.is_cam2[cols]
-        else:
-            dropped = present & (
-                filt.code[cols] == filt.q_drop_code[qidx][:, None])
+        q_key = filt.q_key[qidx]
+        dropped = present & (filt.g_key[cols] == q_key[:, None])
+        if filt.drops_only_matches:  # LLCM: only these columns
             rr, kk = np.nonzero(dropped)
             dist[rr, cols[rr, kk]] = np.inf
-            match = present & ~dropped
+        else:  # SYSU: whole columns, the same for every query of a key
+            for key in np.unique(q_key):
+                rows, hidden = q_key == key, filt.key_columns(key)
+                if rows.all():
+                    dist[:, hidden] = np.inf
+                else:
+                    dist[np.ix_(rows, hidden)] = np.inf
+        match = present & ~dropped
     dmatch = np.where(match, np.take_along_axis(dist, cols, axis=1), np.inf)
     # Matches nearest first; unused slots (+inf) last.
     order = np.argsort(dmatch, axis=1, kind='stable')
@@ -618,27 +624,28 @@ def _is_pos_int(value) -> bool:
 
 
 class _Filter:
-    """The keep rule of one protocol, precomputed on the gallery.
+    """The protocol's keep rule, precomputed on the gallery.
 
-    Every gallery item gets one int *code* that encodes its dense label and
-    what the filter needs of its camera:
+    The rule comes as drop keys (:func:`~mmvireid.structures.
+    protocol_drop_keys`): a gallery item is dropped for a query when their
+    keys are equal. Every gallery item gets one int *code*, its dense label
+    in the high bits and its key in the low ``key_bits`` bits:
 
-    * RegDB: code = label; nothing is dropped.
+    * RegDB: one key, so code = label; nothing is dropped.
     * SYSU: code = 2 * label + (camera == 2); a camera-3 query drops the
       odd codes.
-    * LLCM: code = C * label + dense camera (C gallery cameras); a query
-      drops the single code of its own (label, camera).
+    * LLCM: the key is the (label, camera) pair; a query drops the single
+      code of its own pair.
 
     The sorting path gathers codes in ranked order (one gather gives match
     and keep masks); the counting path visits the gallery columns sorted by
-    code, where each identity is one run of columns. Per query, the number
+    label, where each identity is one run of columns. Per query, the number
     of dropped items and of distinct kept identities do not depend on the
     ranking and are computed here.
     """
 
     def __init__(self, protocol, q_pids, g_pids, q_camids, g_camids):
-        self.protocol = protocol
-        self.identity_cmc = protocol != 'regdb'
+        self.identity_cmc = protocol != REGDB
         uniq, g_lab = np.unique(g_pids, return_inverse=True)
         g_lab = g_lab.reshape(-1).astype(np.int64)
         num_p = self.num_labels = uniq.size
@@ -650,60 +657,51 @@ class _Filter:
             pos = np.clip(np.searchsorted(uniq, q_pids), 0, num_p - 1)
             hit = uniq[pos] == q_pids
             q_lab[hit] = pos[hit]
-        self.q_lab = q_lab
-        if protocol == 'regdb':
-            code = g_lab
-            self.num_removed = np.zeros(q_pids.shape[0], dtype=np.int64)
-            self.num_distinct = np.full(q_pids.shape[0], num_p)
-        elif protocol == 'sysu':
-            g2 = np.asarray(g_camids == 2)
-            code = 2 * g_lab + g2
-            q3 = np.asarray(q_camids == 3)
-            self.num_removed = np.where(q3, np.count_nonzero(g2), 0)
-            # Identities left to a camera-3 query: those with a non-cam-2
-            # item; a camera-6 query keeps them all.
-            left = np.unique(g_lab[~g2]).size
-            self.num_distinct = np.where(q3, left, num_p)
-        else:  # llcm
-            cams, g_cam = np.unique(g_camids, return_inverse=True)
-            g_cam = g_cam.reshape(-1).astype(np.int64)
-            num_c = self.num_cams = max(cams.size, 1)
-            code = num_c * g_lab + g_cam
-            q_cam = np.full(q_camids.shape[0], -1, dtype=np.int64)
-            if cams.size:
-                pos = np.clip(
-                    np.searchsorted(cams, q_camids), 0, cams.size - 1)
-                hit = cams[pos] == q_camids
-                q_cam[hit] = pos[hit]
-            counts = np.bincount(
-                code, minlength=num_p * num_c).reshape(num_p, num_c)
-            has = (q_lab >= 0) & (q_cam >= 0)
-            removed = np.zeros(q_lab.size, dtype=np.int64)
-            removed[has] = counts[q_lab[has], q_cam[has]]
-            self.num_removed = removed
-            # The query's identity disappears from its kept list when all
-            # its gallery items are in the query's camera.
-            total = counts.sum(axis=1)
-            gone = has & (removed > 0)
-            gone[has] &= removed[has] == total[q_lab[has]]
-            self.num_distinct = num_p - gone
-            self.q_drop_code = np.where(has, num_c * q_lab + q_cam, -1)
+        q_key, g_key, num_keys = protocol_drop_keys(protocol, q_pids, q_camids,
+                                                    g_pids, g_camids)
+        has = q_key >= 0
+        key_of = np.where(has, q_key, 0)
+        self.num_removed = np.where(
+            has,
+            np.bincount(g_key, minlength=num_keys)[key_of], 0)
+        # The (label, key) pairs of the gallery. An identity disappears
+        # from a query's kept list when all its items carry the query's
+        # key; a key whose items all have one identity drops only that
+        # identity's items.
+        pairs, pair_count = np.unique(
+            g_lab * num_keys + g_key, return_counts=True)
+        pair_lab, pair_key = pairs // num_keys, pairs % num_keys
+        self.label_count = np.bincount(g_lab, minlength=num_p)
+        whole = pair_count == self.label_count[pair_lab]
+        gone = np.bincount(pair_key[whole], minlength=num_keys)
+        self.num_distinct = num_p - np.where(has, gone[key_of], 0)
+        labels_per_key = np.bincount(pair_key, minlength=num_keys)
+        key_label = np.full(num_keys, -1, dtype=np.int64)
+        single = labels_per_key[pair_key] == 1
+        key_label[pair_key[single]] = pair_lab[single]
+        #: Whether every query drops items of its own identity only (LLCM):
+        #: then the filter touches only its matches.
+        self.drops_only_matches = bool(
+            np.all(key_label[q_key[has]] == q_lab[has]))
+        bits = self.key_bits = (num_keys - 1).bit_length()
+        code = (g_lab << bits) | g_key
         # int32 codes halve the gather traffic; the query-side values get
         # the same dtype so comparisons need no casting.
         dtype = (
             np.int32
             if num_g == 0 or code.max() < np.iinfo(np.int32).max else np.int64)
         self.code = code.astype(dtype)
-        self.q_lab = self.q_lab.astype(dtype)
-        if protocol == 'llcm':
-            self.q_drop_code = self.q_drop_code.astype(dtype)
+        self.q_lab = q_lab.astype(dtype)
+        self.q_key = q_key.astype(dtype)
+        self.key_mask = dtype((1 << bits) - 1)
+        # The one code a query drops, where its key fixes its identity.
+        self.q_drop_code = np.where(has, (q_lab << bits) | q_key,
+                                    -1).astype(dtype)
         # Tables of the counting path.
+        self.g_key = g_key
         self.g_lab = g_lab
-        self.label_count = np.bincount(g_lab, minlength=num_p)
         self._label_items = None
-        if protocol == 'sysu':
-            self.is_cam2 = g2
-            self.cam2_cols = np.flatnonzero(g2)
+        self._key_columns = {}
 
     def label_items(self, width: int) -> np.ndarray:
         """``(P, >= width)`` gallery columns of each identity, -1 padded."""
@@ -717,24 +715,28 @@ class _Filter:
             self._label_items = table
         return self._label_items
 
+    def key_columns(self, key: int) -> np.ndarray:
+        """Gallery columns with drop key ``key``."""
+        key = int(key)
+        if key not in self._key_columns:
+            self._key_columns[key] = np.flatnonzero(self.g_key == key)
+        return self._key_columns[key]
+
     def ranked_masks(self, code, qidx, filtered):
         """``(match, keep)`` of a block of ranked codes; keep may be None."""
         ql = self.q_lab[qidx][:, None]
-        if self.protocol == 'regdb':
+        if self.key_bits == 0:  # RegDB: codes are labels
             return code == ql, None
-        if self.protocol == 'sysu':
-            match = (code >> 1) == ql
-            # Only camera-3 queries are ever filtered, all alike.
-            keep = (code & 1) == 0 if filtered else None
-            return match, keep
-        lo = self.num_cams * ql
-        match = (code >= lo) & (code < lo + self.num_cams)
-        keep = code != self.q_drop_code[qidx][:, None] if filtered else None
-        return match, keep
+        match = (code >> self.key_bits) == ql
+        if not filtered:
+            return match, None
+        if self.drops_only_matches:
+            return match, code != self.q_drop_code[qidx][:, None]
+        q_key = self.q_key[qidx]
+        # One key for the whole block (SYSU: camera 3) compares with a
+        # scalar, which numpy does faster than with a column.
+        key = q_key[0] if (q_key == q_key[0]).all() else q_key[:, None]
+        return match, (code & self.key_mask) != key
 
     def label_of_code(self, code):
-        if self.protocol == 'regdb':
-            return code
-        if self.protocol == 'sysu':
-            return code >> 1
-        return code // self.num_cams
+        return code >> self.key_bits if self.key_bits else code

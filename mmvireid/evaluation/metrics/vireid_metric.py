@@ -8,17 +8,12 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
 from mmvireid.registry import METRICS
-from ..functional import (draw_multi_shot, draw_single_shot, eval_llcm,
-                          eval_regdb, eval_sysu, group_consecutive,
-                          l2_normalize, pairwise_distance, re_ranking)
+from mmvireid.structures import (MODALITIES, REGDB, SYSU, ProtocolSplit,
+                                 check_protocol_options)
+from ..functional import (eval_llcm, eval_regdb, eval_sysu, l2_normalize,
+                          pairwise_distance, re_ranking)
 
-_PROTOCOLS = ('sysu', 'regdb', 'llcm')
-_DIRECTIONS = ('vis2ir', 'ir2vis')
-_MODALITIES = ('vis', 'ir')
 _RANKS = (1, 5, 10, 20)
-_LLCM_VIS2IR_MODES = ('symmetric', 'deen')
-#: Images drawn per (id, camera) folder in a multi-shot gallery.
-MULTI_SHOT_NUM = 10
 
 
 @METRICS.register_module()
@@ -29,16 +24,17 @@ class VIReIDMetric(BaseMetric):
     each image the model predicts one retrieval feature; :meth:`process`
     keeps it (on CPU) with the person id, camera and modality, and
     :meth:`compute_metrics` builds the query and gallery sets of every trial
-    and direction from those features alone, so one feature pass scores all
-    trials. Scores come from :mod:`mmvireid.evaluation.functional` with the
-    reference's distance, ``-(q_feat @ g_feat.T)``.
+    and direction from those features alone
+    (:class:`~mmvireid.structures.ProtocolSplit`), so one feature pass
+    scores all trials. Scores come from :mod:`mmvireid.evaluation.functional`
+    with the reference's distance, ``-(q_feat @ g_feat.T)``.
 
     **Expected sample order.** Within a modality, samples are taken in
     ``sample_idx`` order, which must be the reference's listing order: ids
     ascending (as 4-digit strings), cameras inner in protocol order, files
     sorted by name. Consecutive gallery-modality samples with the same
     ``(pid, cam_id)`` are one ``(id, camera)`` folder (see
-    :func:`~mmvireid.evaluation.functional.group_consecutive`).
+    :func:`~mmvireid.structures.group_consecutive`).
 
     **Protocols.**
 
@@ -112,7 +108,7 @@ class VIReIDMetric(BaseMetric):
     default_prefix = 'reid'
 
     def __init__(self,
-                 protocol: str = 'sysu',
+                 protocol: str = SYSU,
                  num_trials: int = 10,
                  gallery_mode: str = 'single',
                  directions: Optional[Sequence[str]] = None,
@@ -130,39 +126,17 @@ class VIReIDMetric(BaseMetric):
             prefix=prefix,
             collect_dir=collect_dir)
         name = type(self).__name__
-        if protocol not in _PROTOCOLS:
-            raise ValueError(f'{name}: protocol must be one of {_PROTOCOLS}, '
-                             f'got {protocol!r}.')
-        if gallery_mode not in ('single', 'multi'):
-            raise ValueError(f"{name}: gallery_mode must be 'single' or "
-                             f"'multi', got {gallery_mode!r}.")
-        if gallery_mode == 'multi' and protocol != 'sysu':
-            raise ValueError(f"{name}: gallery_mode='multi' exists only for "
-                             f"protocol='sysu' (CSDN's multi-shot SYSU "
-                             f'gallery), got protocol={protocol!r}.')
-        if llcm_vis2ir_mode not in _LLCM_VIS2IR_MODES:
-            raise ValueError(f'{name}: llcm_vis2ir_mode must be one of '
-                             f'{_LLCM_VIS2IR_MODES}, got '
-                             f'{llcm_vis2ir_mode!r}.')
+        directions = check_protocol_options(
+            protocol,
+            directions,
+            gallery_mode=gallery_mode,
+            llcm_vis2ir_mode=llcm_vis2ir_mode,
+            owner=name)
         for key, value in (('num_trials', num_trials), ('max_rank', max_rank)):
             is_int = isinstance(value, (int, np.integer))
             if not is_int or isinstance(value, bool) or value < 1:
                 raise ValueError(f'{name}: {key} must be a positive int, '
                                  f'got {value!r}.')
-        if directions is None:
-            directions = (('ir2vis', ) if protocol == 'sysu' else
-                          ('vis2ir', 'ir2vis'))
-        if isinstance(directions, str):
-            directions = (directions, )
-        directions = tuple(directions)
-        bad = [d for d in directions if d not in _DIRECTIONS]
-        if bad or not directions or len(set(directions)) != len(directions):
-            raise ValueError(f'{name}: directions must be distinct values of '
-                             f'{_DIRECTIONS}, got {directions!r}.')
-        if protocol == 'sysu' and directions != ('ir2vis', ):
-            raise ValueError(f"{name}: protocol='sysu' has IR queries and a "
-                             "VIS gallery only; directions must be "
-                             f"('ir2vis',), got {directions!r}.")
         rerank_cfg = dict(rerank_cfg or {})
         unknown = set(rerank_cfg) - {'k1', 'k2', 'lambda_value'}
         if unknown:
@@ -170,7 +144,7 @@ class VIReIDMetric(BaseMetric):
                              f'{sorted(unknown)}; use k1, k2, lambda_value.')
 
         self.protocol = protocol
-        self.num_trials = 1 if protocol == 'regdb' else int(num_trials)
+        self.num_trials = 1 if protocol == REGDB else int(num_trials)
         self.gallery_mode = gallery_mode
         self.directions = directions
         self.llcm_vis2ir_mode = llcm_vis2ir_mode
@@ -207,11 +181,11 @@ class VIReIDMetric(BaseMetric):
             feat = feat.cpu()
             feat = feat.half() if self.store_fp16 else feat.float()
             modality = _require(sample, 'modality')
-            if modality not in _MODALITIES:
+            if modality not in MODALITIES:
                 raise ValueError(f'{type(self).__name__}: sample '
                                  f'{_get(sample, "img_path")!r} has modality '
                                  f'{modality!r}; expected one of '
-                                 f'{_MODALITIES}.')
+                                 f'{MODALITIES}.')
             self.results.append(
                 dict(
                     feat=feat,
@@ -235,28 +209,29 @@ class VIReIDMetric(BaseMetric):
         Returns:
             dict[str, float]: Metric values in percent.
         """
-        sets = {
-            m: _ModalitySet.build(results, m, self.feat_norm)
-            for m in _MODALITIES
-        }
-        for mod in _MODALITIES:  # every protocol crosses both modalities
-            if len(sets[mod]) == 0:
+        samples = _TestSamples(results, self.feat_norm)
+        split = ProtocolSplit(self.protocol, samples.pid, samples.cam,
+                              samples.modality, samples.img_path,
+                              self.gallery_mode, self.llcm_vis2ir_mode)
+        counts = {m: split.positions(m).size for m in MODALITIES}
+        for mod in MODALITIES:  # every protocol crosses both modalities
+            if counts[mod] == 0:
+                collected = ', '.join(f'{m}={n}' for m, n in counts.items())
                 raise ValueError(
                     f'{type(self).__name__}: no {mod!r} sample was '
                     f'collected, but protocol={self.protocol!r} with '
                     f'directions={self.directions} needs both modalities '
-                    f'(collected: vis={len(sets["vis"])}, '
-                    f'ir={len(sets["ir"])}).')
+                    f'(collected: {collected}).')
 
         per_dir = {}
         for direction in self.directions:
             trials = [
-                self._score_trial(sets, direction, t)
+                self._score_trial(samples, split, direction, t)
                 for t in range(self.num_trials)
             ]
             per_dir[direction] = trials
 
-        main = 'ir2vis' if self.protocol == 'sysu' else self.directions[0]
+        main = self.directions[0]
         metrics: Dict[str, float] = {}
         summary = {}
         for direction, trials in per_dir.items():
@@ -277,42 +252,30 @@ class VIReIDMetric(BaseMetric):
             directions=summary)
         return metrics
 
-    def _score_trial(self, sets: Dict[str, '_ModalitySet'], direction: str,
-                     trial: int) -> dict:
+    def _score_trial(self, samples: '_TestSamples', split: ProtocolSplit,
+                     direction: str, trial: int) -> dict:
         """Query/gallery of one trial and direction, then its scores."""
-        q_mod, g_mod = ('ir', 'vis') if direction == 'ir2vis' else \
-            ('vis', 'ir')
-        query, gallery = sets[q_mod], sets[g_mod]
-        if self.protocol == 'regdb':
-            q_idx = np.arange(len(query))
-            g_idx = np.arange(len(gallery))
-        elif (self.protocol == 'llcm' and direction == 'vis2ir'
-              and self.llcm_vis2ir_mode == 'deen'):
-            # DEEN test_mode=[2, 1]: rows are the sampled NIR images, ranked
-            # against every VIS image.
-            query, gallery = sets['ir'], sets['vis']
-            q_idx = np.asarray(self._draw(query, trial), dtype=np.int64)
-            g_idx = np.arange(len(gallery))
-        else:
-            q_idx = np.arange(len(query))
-            g_idx = np.asarray(self._draw(gallery, trial), dtype=np.int64)
-
-        q_feat, g_feat = query.feat[q_idx], gallery.feat[g_idx]
+        name = type(self).__name__
+        try:
+            q_idx, g_idx = split(direction, trial)
+        except ValueError as e:
+            raise ValueError(f'{name}: {e}') from e
+        q_feat, g_feat = samples.feat[q_idx], samples.feat[g_idx]
         if self.rerank:
             distmat = re_ranking(q_feat, g_feat, **self.rerank_cfg)
         else:
             distmat = pairwise_distance(q_feat, g_feat, 'neg_dot')
-        q_pid, g_pid = query.pid[q_idx], gallery.pid[g_idx]
+        q_pid, g_pid = samples.pid[q_idx], samples.pid[g_idx]
         try:
-            if self.protocol == 'regdb':
+            if self.protocol == REGDB:
                 cmc, mAP, mINP = eval_regdb(distmat, q_pid, g_pid,
                                             self.max_rank)
             else:
-                fn = eval_sysu if self.protocol == 'sysu' else eval_llcm
-                cmc, mAP, mINP = fn(distmat, q_pid, g_pid, query.cam[q_idx],
-                                    gallery.cam[g_idx], self.max_rank)
+                fn = eval_sysu if self.protocol == SYSU else eval_llcm
+                cmc, mAP, mINP = fn(distmat, q_pid, g_pid, samples.cam[q_idx],
+                                    samples.cam[g_idx], self.max_rank)
         except ValueError as e:  # also NoValidQueryError, RaggedCMCError
-            raise type(e)(f'{type(self).__name__} (protocol='
+            raise type(e)(f'{name} (protocol='
                           f'{self.protocol!r}, direction={direction!r}, '
                           f'trial={trial}): {e}') from e
         return dict(
@@ -322,17 +285,6 @@ class VIReIDMetric(BaseMetric):
             cmc=cmc,
             mAP=mAP,
             mINP=mINP)
-
-    def _draw(self, cand: '_ModalitySet', trial: int) -> List[int]:
-        groups = cand.groups()
-        if self.gallery_mode == 'multi':
-            try:
-                return draw_multi_shot(groups, trial, MULTI_SHOT_NUM)
-            except ValueError as e:
-                raise ValueError(
-                    f'{type(self).__name__}: multi-shot gallery draw failed '
-                    f'for the {cand.modality!r} candidates: {e}') from e
-        return draw_single_shot(groups, trial)
 
     def _log_table(self, direction: str, trials: List[dict], mean: dict,
                    std: dict) -> None:
@@ -358,7 +310,7 @@ class VIReIDMetric(BaseMetric):
                 c.rjust(w) for c, w in zip(cells, widths)) + ' |'
 
         rule = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
-        gallery = ('' if self.protocol == 'regdb' else
+        gallery = ('' if self.protocol == REGDB else
                    f', {self.gallery_mode}-shot gallery')
         lines = [
             f'{self.protocol} {direction} ({len(trials)} trial'
@@ -407,52 +359,32 @@ def _scalar(value, key: str) -> int:
     return int(arr.reshape(-1)[0])
 
 
-class _ModalitySet:
-    """The samples of one modality in ``sample_idx`` order, as arrays."""
+class _TestSamples:
+    """The collected samples as arrays, in ``sample_idx`` order."""
 
-    def __init__(self, modality, feat, pid, cam, sample_idx, img_path):
-        self.modality = modality
-        self.feat = feat  # (N, D) float32 numpy
-        self.pid = pid
-        self.cam = cam
-        self.sample_idx = sample_idx
-        self.img_path = img_path
-        self._groups = None
-
-    def __len__(self) -> int:
-        return self.pid.size
-
-    @classmethod
-    def build(cls, results: List[dict], modality: str,
-              feat_norm: bool) -> '_ModalitySet':
-        items = [r for r in results if r['modality'] == modality]
-        items.sort(key=lambda r: r['sample_idx'])
+    def __init__(self, results: List[dict], feat_norm: bool) -> None:
+        items = sorted(results, key=lambda r: r['sample_idx'])
         idx = np.array([r['sample_idx'] for r in items], dtype=np.int64)
-        dup = idx[1:][idx[1:] == idx[:-1]]
-        if dup.size:
-            raise ValueError(
-                f'VIReIDMetric: sample_idx {int(dup[0])} occurs more than '
-                f'once among the {modality!r} samples; each test image '
-                'must be evaluated once (check the dataset/sampler).')
+        modality = np.array([r['modality'] for r in items])
+        for mod in MODALITIES:
+            mod_idx = idx[modality == mod]
+            dup = mod_idx[1:][mod_idx[1:] == mod_idx[:-1]]
+            if dup.size:
+                raise ValueError(
+                    f'VIReIDMetric: sample_idx {int(dup[0])} occurs more '
+                    f'than once among the {mod!r} samples; each test image '
+                    'must be evaluated once (check the dataset/sampler).')
         if items:
             feat = torch.stack([r['feat'] for r in items]).float().numpy()
         else:
             feat = np.zeros((0, 0), dtype=np.float32)
         if feat_norm and feat.size:
             feat = l2_normalize(feat)
-        return cls(modality, feat,
-                   np.array([r['pid'] for r in items], dtype=np.int64),
-                   np.array([r['cam'] for r in items], dtype=np.int64), idx,
-                   [r.get('img_path') for r in items])
-
-    def groups(self) -> List[List[int]]:
-        """Runs of consecutive samples of one ``(pid, cam)`` folder visit."""
-        if self._groups is None:
-            keys = list(zip(self.pid.tolist(), self.cam.tolist()))
-            paths = self.img_path if all(p is not None
-                                         for p in self.img_path) else None
-            self._groups = group_consecutive(keys, paths)
-        return self._groups
+        self.feat = feat  # (N, D) float32
+        self.pid = np.array([r['pid'] for r in items], dtype=np.int64)
+        self.cam = np.array([r['cam'] for r in items], dtype=np.int64)
+        self.modality = modality
+        self.img_path = [r.get('img_path') for r in items]
 
 
 def _aggregate(trials: List[dict]) -> Tuple[dict, dict]:

@@ -10,10 +10,10 @@ modality, in that same order, therefore splits into runs of consecutive
 samples sharing ``(pid, cam_id)``: one run per folder visit.
 
 These functions work on such runs of *positions* (indices into the candidate
-listing), not on file names, so the dataset (which builds the gallery of one
-trial) and :class:`~mmvireid.evaluation.VIReIDMetric` (which draws all trials
-from one feature pass) share a single code path. They are pure: no global
-random state is read or changed.
+listing), not on file names, so the datasets (which build the gallery of one
+trial) and :class:`~mmvireid.structures.ProtocolSplit` (which draws every
+trial from one feature pass, for the metric and the ranking images) share a
+single code path. They are pure: no global random state is read or changed.
 """
 import operator
 import random
@@ -24,9 +24,9 @@ import numpy as np
 __all__ = ['group_consecutive', 'draw_single_shot', 'draw_multi_shot']
 
 
-def group_consecutive(
-        keys: Sequence[Hashable],
-        items: Optional[Sequence[Hashable]] = None) -> List[List[int]]:
+def group_consecutive(keys: Sequence[Hashable],
+                      items: Optional[Sequence[Hashable]] = None
+                      ) -> List[List[int]]:
     """Split positions ``0..len(keys)-1`` into runs of equal consecutive keys.
 
     A run is one ``(id, camera)`` folder visit of the reference gallery walk.
