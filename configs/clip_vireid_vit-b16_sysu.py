@@ -26,7 +26,7 @@ model = dict(
         pretrained='openai'),
     # the head and the prompt learner read their widths from the encoders
     # (768-d class token, 512-d projection)
-    loss_weights=dict(id=0.25, triplet=1.0, i2t=1.0))
+    id_loss=dict(loss_weight=0.25))
 
 # the plan's lengths change (lists are replaced whole, so both stages)
 train_cfg = dict(stages=[

@@ -23,8 +23,7 @@ custom_imports = dict(
 model = dict(
     type='CLIPVIReIDAlign',
     # K = the sampler's num_instances (images per identity and modality)
-    msel_loss=dict(type='MSELLoss', num_pos=4),
-    loss_weights=dict(msel=0.5))
+    msel_loss=dict(type='MSELLoss', num_pos=4, loss_weight=0.5))
 train_cfg = dict(stages=[
     dict(
         name='prompt',

@@ -10,6 +10,6 @@ _base_ = ['../clip_vireid_toy.py']
 
 model = dict(
     id_loss=dict(type='LabelSmoothCELoss', epsilon=0.0),
-    # _delete_: HardTripletLoss's margin is not a WRTTripletLoss argument
-    triplet_loss=dict(_delete_=True, type='WRTTripletLoss'),
-    loss_weights=dict(id=1.0, triplet=0.15, i2t=1.0))
+    # _delete_: HardTripletLoss's margin is not a WRTTripletLoss argument;
+    # loss_weight: each loss carries its own weight
+    triplet_loss=dict(_delete_=True, type='WRTTripletLoss', loss_weight=0.15))

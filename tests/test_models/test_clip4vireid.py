@@ -445,11 +445,17 @@ def test_hsa_losses_against_per_sample_reference():
 
 
 def test_loss_weights_and_stage_names():
-    with pytest.raises(KeyError, match=r"unknown keys \['i2t'\]"):
-        build_model(loss_weights=dict(i2t=1.0))
-    model = build_model(loss_weights=dict(i2t_ir=5.0))
-    assert model.loss_weights['i2t_ir'] == 5.0
-    assert model.loss_weights['i2t_vis'] == 1.0
+    with pytest.raises(
+            TypeError,
+            match=r'write supcon_t2i_loss=dict\(\.\.\., loss_weight=0\.5\)'):
+        build_model(loss_weights=dict(supcon_t2i=0.5))
+    with pytest.raises(TypeError, match='instead of i2t_loss'):
+        build_model(i2t_loss=dict(type='ImageTextCELoss'))
+    model = build_model(
+        i2t_ir_loss=dict(type='ImageTextCELoss', loss_weight=5.0))
+    assert model.i2t_ir_loss.loss_weight == 5.0
+    assert model.i2t_vis_loss.loss_weight == 1.0
+    assert model.i2t_loss is None
     with pytest.raises(KeyError, match='has no stage "finetune"'):
         model.switch_stage('finetune')
 

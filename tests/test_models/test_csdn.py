@@ -178,7 +178,11 @@ def test_structure_matches_csdn():
     assert model.head.pool.p.item() == 3.0
     for bn, fc in zip(model.head.bns, model.head.classifiers):
         assert bn.bias.requires_grad and fc.bias is None
-    assert model.loss_weights == WEIGHTS
+    # --lambda1/2/3 are the loss_weight of the loss modules; one i2t loss
+    # per modality replaces the base's
+    weights = {k: getattr(model, f'{k}_loss').loss_weight for k in WEIGHTS}
+    assert weights == WEIGHTS
+    assert model.i2t_loss is None
     assert (model.test_feature, model.flip_test) == ('bn_l2', True)
     assert model.id_loss.epsilon == 0.0
     assert type(model.triplet_loss).__name__ == 'WRTTripletLoss'
@@ -544,11 +548,41 @@ def test_class_text_features_dropout_and_checkpoint():
     assert no_dropout.fusion.training
 
 
-def test_loss_weight_keys_are_checked():
+def test_removed_loss_weights_names_the_loss_configs_to_set():
+    with pytest.raises(TypeError) as err:
+        build_csdn(loss_weights=dict(triplet=0.3, i2t_ir=0.2))
+    msg = str(err.value)
+    assert msg.startswith('CSDN: `loss_weights` is no longer accepted')
+    assert ('write triplet_loss=dict(..., loss_weight=0.3), '
+            'i2t_ir_loss=dict(..., loss_weight=0.2) in the model config'
+            in msg)
+    assert ('--cfg-options model.triplet_loss.loss_weight=0.3 '
+            'model.i2t_ir_loss.loss_weight=0.2') in msg
+    # one i2t term per modality: the base's single i2t_loss is refused
     with pytest.raises(
-            KeyError, match=r"CSDN loss_weights: unknown keys "
-            r"\['i2t'\]"):
-        build_csdn(loss_weights=dict(i2t=1.0))
+            TypeError,
+            match='set i2t_vis_loss and i2t_ir_loss instead of i2t_loss'):
+        build_csdn(i2t_loss=dict(type='ImageTextCELoss'))
+
+
+def test_loss_weight_of_a_loss_config_weighs_its_terms():
+    """The replacement the error names: the term scales with the
+    loss_weight of its config, and nothing else changes."""
+    data = image_batch()
+    losses = {}
+    for weight in (0.15, 0.6):
+        model = build_csdn(
+            triplet_loss=dict(type='WRTTripletLoss', loss_weight=weight),
+            i2t_ir_loss=dict(type='ImageTextCELoss', loss_weight=weight))
+        model.train()
+        model.switch_stage('finetune')
+        batch = model.data_preprocessor(copy.deepcopy(data), True)
+        losses[weight] = model(**batch, mode='loss')
+    low, high = losses[0.15], losses[0.6]
+    for key in ('loss_triplet', 'loss_triplet_proj', 'loss_i2t_ir'):
+        torch.testing.assert_close(high[key], 4 * low[key])
+    for key in ('loss_id', 'loss_id_proj', 'loss_i2t_vis', 'loss_msel'):
+        assert torch.equal(high[key], low[key]), key
 
 
 # ---------------------------------------------------------------------- #

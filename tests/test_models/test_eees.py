@@ -9,10 +9,12 @@ import os.path as osp
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmpretrain.structures import DataSample
 
-from mmvireid.models.losses import cmsp_loss, cvsc_loss, ese_loss
+from mmvireid.models.losses import (cmsp_loss, cvsc_loss, ese_loss,
+                                    image_text_ce_loss, wrt_triplet_loss)
 from mmvireid.registry import DATASETS, MODELS
 from mmvireid.utils import register_all_modules
 
@@ -173,7 +175,8 @@ def test_finetune_losses_use_each_sample_description():
     losses = model(**data, mode='loss')
     assert {'loss_id', 'loss_triplet', 'loss_i2t', 'loss_ese', 'loss_cvsc',
             'loss_cmsp'} <= set(losses)
-    assert not model.head._forward_hooks  # the capture hook is removed
+    # the head's outputs come from the forward function, not from a hook
+    assert not model.head._forward_hooks
     # recompute from the same inputs (the tiny ViT has no dropout; the
     # projected feature does not pass the head's BN)
     samples = data['data_samples']
@@ -295,6 +298,73 @@ def test_argument_errors():
     with pytest.raises(ValueError, match='the projected image feature has '
                        '24 dims but the text encoder embeds to 16'):
         build_model(text_encoder=dict(type='CLIPTextEncoder', arch=other))
+    # the removed model-level weights: the message says what to write
+    with pytest.raises(
+            TypeError,
+            match=r"EEES: `loss_weights` is no longer accepted; .* Instead "
+            r"of loss_weights=\{'triplet': 0\.15, 'i2t': 0\.1\} write "
+            r"triplet_loss=dict\(\.\.\., loss_weight=0\.15\), "
+            r"i2t_loss=dict\(\.\.\., loss_weight=0\.1\) in the model "
+            r"config \(on the command line: --cfg-options "
+            r"model\.triplet_loss\.loss_weight=0\.15 "
+            r"model\.i2t_loss\.loss_weight=0\.1\)"):
+        build_model(loss_weights=dict(triplet=0.15, i2t=0.1))
+
+
+def test_baseline_weights_are_the_loss_configs():
+    """eees_rn50.py's 0.15 triplet and 0.1 i2t weights live in the loss
+    configs, applied once to the triplet sum over f and v."""
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', '_base_', 'models', 'eees_rn50.py'))
+    assert 'loss_weights' not in cfg.model
+    assert cfg.model.triplet_loss.loss_weight == 0.15
+    assert cfg.model.i2t_loss.loss_weight == 0.1
+    model = build_model(
+        ese_loss=None, cvsc_loss=None, cmsp_loss=None,
+        triplet_loss=dict(type='WRTTripletLoss', loss_weight=0.15),
+        i2t_loss=dict(type='ImageTextCELoss', loss_weight=0.1),
+        triplet_features=('feat', 'proj'))
+    model.train()
+    model.switch_stage('finetune')
+    data = model.data_preprocessor(image_batch(range(12)), True)
+    losses = model(**data, mode='loss')
+    out = model.train_features(data['inputs'],
+                               model.modalities_of(data['data_samples']),
+                               model.cams_of(data['data_samples']))
+    y = torch.tensor(LABELS)
+    f, v = out['feats']
+    assert torch.equal(losses['loss_triplet'],
+                       0.15 * (wrt_triplet_loss(f, y) + wrt_triplet_loss(v, y)))
+    assert torch.equal(
+        losses['loss_i2t'],
+        0.1 * image_text_ce_loss(v, model.class_text_feats, y))
+
+
+def test_loss_without_sequence_input_is_called_per_branch():
+    """A loss module of one input (not a WeightedLoss) still serves as the
+    ID loss: it is called per branch and the calls are summed."""
+
+    @MODELS.register_module(force=True)
+    class PlainCrossEntropy(torch.nn.Module):
+
+        def forward(self, logits, labels):
+            return F.cross_entropy(logits, labels.to(logits.device))
+
+    model = build_model(
+        ese_loss=None, cvsc_loss=None, cmsp_loss=None,
+        id_loss=dict(type='PlainCrossEntropy'))
+    model.train()
+    model.switch_stage('finetune')
+    data = model.data_preprocessor(image_batch(range(12)), True)
+    losses = model(**data, mode='loss')
+    out = model.train_features(data['inputs'],
+                               model.modalities_of(data['data_samples']),
+                               model.cams_of(data['data_samples']))
+    y = torch.tensor(LABELS)
+    assert torch.equal(
+        losses['loss_id'],
+        F.cross_entropy(out['logits'][0], y) +
+        F.cross_entropy(out['logits'][1], y))
 
 
 # ---------------------------------------------------------------------------

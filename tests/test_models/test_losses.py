@@ -565,6 +565,30 @@ def test_registered(name):
     assert type(loss).__name__ == name and loss.loss_weight == 0.5
 
 
+@pytest.mark.parametrize('name,fn,kwargs', [
+    ('HardTripletLoss', hard_triplet_loss, dict(margin=0.3)),
+    ('WRTTripletLoss', wrt_triplet_loss, dict()),
+    ('LabelSmoothCELoss', label_smooth_ce_loss, dict(epsilon=0.1)),
+    ('MSELLoss', msel_loss, dict(num_pos=2)),
+])
+def test_branch_sequence_is_summed_then_weighted_once(name, fn, kwargs):
+    """A sequence of inputs (one per head branch) gives ``w * (a + b)``,
+    bit for bit: the arithmetic of the model-level weight it replaces,
+    which ``w * a + w * b`` need not equal."""
+    gen = torch.Generator().manual_seed(3)
+    labels = torch.tensor([0, 0, 1, 1, 0, 0, 1, 1])
+    branches = [torch.randn(8, 5, generator=gen) for _ in range(3)]
+    loss = MODELS.build(dict(type=name, loss_weight=0.15, **kwargs))
+    raw = [fn(x, labels, *kwargs.values()) for x in branches]
+    assert torch.equal(loss(branches, labels), 0.15 * (raw[0] + raw[1] +
+                                                       raw[2]))
+    assert torch.equal(loss(tuple(branches[:2]), labels),
+                       0.15 * (raw[0] + raw[1]))
+    assert torch.equal(loss(branches[0], labels), 0.15 * raw[0])
+    with pytest.raises(ValueError, match=f'{name}: no inputs'):
+        loss([], labels)
+
+
 def test_soft_margin_is_finite_where_torch_overflows():
     from mmvireid.models.losses.triplet_loss import soft_margin
     x = torch.tensor([-3.0, 0.0, 2.5, 40.0])

@@ -1,6 +1,6 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """The training step of every model and stage never makes the host wait for
-the device (see ``mmvireid/models/utils/checks.py``).
+the device (see ``mmvireid/models/utils/device.py``).
 
 On a CPU-only machine host and "device" tensors are both CPU tensors, so the
 test tells them apart the way the design does: the batch's metadata (labels,
@@ -42,7 +42,7 @@ from torch.utils._pytree import tree_flatten
 from toy_utils import TINY_RN, TINY_TEXT
 
 import mmvireid
-from mmvireid.models.utils import checks
+from mmvireid.models.utils import device as device_utils
 from mmvireid.registry import MODELS
 from mmvireid.utils import register_all_modules
 
@@ -51,7 +51,7 @@ register_all_modules()
 MMVIREID_DIR = osp.dirname(osp.abspath(mmvireid.__file__)) + os.sep
 TORCH_DIR = osp.dirname(osp.abspath(torch.__file__)) + os.sep
 THIS_FILE = osp.abspath(__file__)
-TO_DEVICE_CODE = checks.to_device.__code__
+TO_DEVICE_CODE = device_utils.to_device.__code__
 
 TEXT, RN = TINY_TEXT, TINY_RN
 # 1-layer ViT at 32x16
@@ -304,7 +304,7 @@ def run_steps(model, stage, batches, prepare=None):
             [p for p in model.parameters() if p.requires_grad], lr=1e-3))
     detector = SyncDetector()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(checks, 'is_host_tensor', _is_host)
+        mp.setattr(device_utils, 'is_host_tensor', _is_host)
         with detector:
             for batch in batches:
                 log = model.train_step(host_batch(batch), wrapper)
@@ -393,14 +393,14 @@ def test_the_detector_sees_syncs():
     feats = torch.randn(4, 8)
     labels = host(torch.tensor([0, 0, 1, 1]))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(checks, 'is_host_tensor', _is_host)
+        mp.setattr(device_utils, 'is_host_tensor', _is_host)
         with SyncDetector() as ok:
             supcon_loss(feats, feats, labels, labels)
             label_smooth_ce_loss(feats, labels)
         assert_no_sync(ok)
         # device labels with device checks on: one sync per check
         device_labels = torch.tensor([0, 0, 1, 1])
-        with checks.device_checks(), SyncDetector() as bad:
+        with device_utils.device_checks(), SyncDetector() as bad:
             supcon_loss(feats, feats, device_labels, device_labels)
         kinds = Counter(e[1] for e in bad.mmvireid_events())
         assert kinds['isin'] == 1 and kinds['__bool__'] == 1

@@ -139,8 +139,9 @@ def test_recipe_matches_the_reference_config(case):
     fx, cfg, model, _ = case
     assert [s['epochs'] for s in cfg.train_cfg.stages] == fx['stage_epochs']
     ref = fx['stage2']['losses']['weights']
-    assert model.loss_weights == dict(
-        id=ref['id'], triplet=ref['triplet'], i2t=ref['i2t'])
+    assert (model.id_loss.loss_weight, model.triplet_loss.loss_weight,
+            model.i2t_loss.loss_weight) == (ref['id'], ref['triplet'],
+                                            ref['i2t'])
     assert model.triplet_features == ('mid', 'feat', 'proj')
     assert model.i2t_loss.epsilon == model.id_loss.epsilon == 0.1
     assert model.cache_camera_embedding is False
@@ -209,7 +210,8 @@ def test_both_stages_step_by_step(case):
     model.train()
     buffers = {k: v.clone() for k, v in model.named_buffers()}
     with torch.no_grad():
-        out = model.train_features(images, samples)
+        out = model.train_features(images, model.modalities_of(samples),
+                                   model.cams_of(samples))
         ref = s2['train']
         for name in ('mid', 'feat', 'proj'):
             got = out['mid'] if name == 'mid' else \
@@ -218,16 +220,20 @@ def test_both_stages_step_by_step(case):
         for i, logit in enumerate(out['logits']):
             assert_recorded(logit, ref['logits'][i], f'ID logits {i}',
                             **FEAT)
+        # the reference's terms before its weights
         terms = s2['losses']
         for i, logit in enumerate(out['logits']):
-            assert model.id_loss(logit, labels).item() == pytest.approx(
-                terms['id'][i], rel=1e-5)
+            assert model.id_loss.unweighted(
+                logit, labels).item() == pytest.approx(
+                    terms['id'][i], rel=1e-5)
         feats = [out['mid']] + out['feats']
         for i, feat in enumerate(feats):
-            assert model.triplet_loss(feat, labels).item() == pytest.approx(
-                terms['triplet'][i], rel=1e-5)
+            assert model.triplet_loss.unweighted(
+                feat, labels).item() == pytest.approx(
+                    terms['triplet'][i], rel=1e-5)
         i2t = model.i2t_loss(out['feats'][1], model.class_text_feats, labels)
-        assert i2t.item() == pytest.approx(terms['i2t'], rel=1e-5)
+        assert i2t.item() == pytest.approx(
+            terms['weights']['i2t'] * terms['i2t'], rel=1e-5)
     with torch.no_grad():
         for key, value in model.named_buffers():
             if key in buffers:

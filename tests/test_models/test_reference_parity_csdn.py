@@ -468,12 +468,13 @@ def test_fixture_setup(fixture):
     assert tuple(pre.mean) == fixture['norm']['mean']
     assert tuple(pre.std) == fixture['norm']['std']
     assert pre.get('to_rgb', True) == fixture['norm']['to_rgb']
-    # lambda1..3 of main.py are our loss weights
-    cfg_w = cfg.model.loss_weights
+    # lambda1..3 of main.py are the loss_weight of our loss configs
     ref_w = fixture['loss_weights']
-    assert (cfg_w.triplet, cfg_w.i2t_vis,
-            cfg_w.i2t_ir) == (ref_w['lambda1'], ref_w['lambda2'],
-                              ref_w['lambda3'])
+    assert (cfg.model.triplet_loss.loss_weight,
+            cfg.model.i2t_vis_loss.loss_weight,
+            cfg.model.i2t_ir_loss.loss_weight) == (ref_w['lambda1'],
+                                                   ref_w['lambda2'],
+                                                   ref_w['lambda3'])
 
 
 @pytest.mark.parametrize('stage', STAGES)

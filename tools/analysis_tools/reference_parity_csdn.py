@@ -58,7 +58,9 @@ summaries):
 * ``arch``, ``seed``, ``weights_digest`` (of the generated CLIP weights),
   ``init_digest`` (of :func:`init_params`), ``num_classes``, ``norm`` (the
   input normalisation), ``inputs`` (uint8 images and labels,
-  :func:`make_inputs`), ``loss_weights`` (``--lambda1/2/3``);
+  :func:`make_inputs`), ``loss_weights`` (the reference's
+  ``--lambda1/2/3``: the ``loss_weight`` of our ``triplet_loss``,
+  ``i2t_vis_loss`` and ``i2t_ir_loss``);
 * per stage (``prompt``, ``fusion``, ``finetune``): ``optimizer`` (per
   trained parameter: base lr, weight decay, Adam's betas, eps, amsgrad),
   ``epoch_lrs`` (the lr of every parameter in every epoch, as the scheduler

@@ -18,6 +18,9 @@ model = dict(
     # batch identities' text features; align_loss=None removes it.
     align_loss=dict(type='CrossModalAlignmentLoss', temperature=1.0,
                     normalize=False, mode='symmetric'),
-    loss_weights=dict(
-        _delete_=True, id=1.0, triplet=1.0, i2t_vis=1.0, i2t_ir=2.0,
-        supcon_t2i=1.0, align=1.0))
+    # i2t per modality (the base's i2t_loss is one term: dropped), with its
+    # 0.1 label smoothing; the infrared term weighted up
+    i2t_loss=None,
+    i2t_vis_loss=dict(type='ImageTextCELoss', epsilon=0.1),
+    i2t_ir_loss=dict(type='ImageTextCELoss', epsilon=0.1, loss_weight=2.0),
+    supcon_t2i_loss=dict(type='SupConLoss'))

@@ -30,7 +30,7 @@ model = dict(
     prompt_loss=dict(type='SupConLoss'),
     id_loss=dict(type='LabelSmoothCELoss', epsilon=0.1),
     triplet_loss=dict(type='HardTripletLoss', margin=0.3),
+    # each loss's weight is its loss_weight (1 unless set)
     i2t_loss=dict(type='ImageTextCELoss', epsilon=0.1),
-    loss_weights=dict(id=1.0, triplet=1.0, i2t=1.0),
     test_feature='before_bn',
     flip_test=False)

@@ -21,17 +21,17 @@ model = dict(
         bn_bias_trainable=True,
         classifier_bias=False),
     id_loss=dict(type='LabelSmoothCELoss', epsilon=0.0),  # nn.CrossEntropyLoss
-    # the i2t terms are plain nn.CrossEntropyLoss as well (the base's 0.1
-    # smoothing is CLIP-ReID's)
-    i2t_loss=dict(type='ImageTextCELoss', epsilon=0.0),
-    triplet_loss=dict(_delete_=True, type='WRTTripletLoss'),
+    # loss_weight 0.15 / 0.05 / 0.10: --lambda1/2/3 of the reference
+    triplet_loss=dict(_delete_=True, type='WRTTripletLoss', loss_weight=0.15),
+    triplet_features=('feat', 'proj'),
+    # i2t per modality (the base's i2t_loss is one term: dropped), plain
+    # nn.CrossEntropyLoss as well (the base's 0.1 smoothing is CLIP-ReID's)
+    i2t_loss=None,
+    i2t_vis_loss=dict(type='ImageTextCELoss', epsilon=0.0, loss_weight=0.05),
+    i2t_ir_loss=dict(type='ImageTextCELoss', epsilon=0.0, loss_weight=0.10),
     # MSEL(4): num_pos is the sampler's num_instances. The 2024-07 release:
     # --cfg-options model.msel_loss=None model.flip_test=False
     msel_loss=dict(type='MSELLoss', num_pos=4),
-    # --lambda1/2/3 of the reference
-    loss_weights=dict(
-        _delete_=True, id=1.0, msel=1.0, triplet=0.15, i2t_vis=0.05,
-        i2t_ir=0.10),
     test_feature='bn_l2',
     flip_test=True,
     # quirks of the public code, each switchable (docs/en/methods/csdn.md)

@@ -21,13 +21,13 @@ model = dict(
         bn_bias_trainable=True,
         classifier_bias=[False, True]),
     id_loss=dict(type='LabelSmoothCELoss', epsilon=0.0),
-    i2t_loss=dict(type='ImageTextCELoss', epsilon=0.0),
-    # CSDN's WRT triplet on f and v only (not CLIP-ReID's third, layer3 term)
-    triplet_loss=dict(_delete_=True, type='WRTTripletLoss'),
+    # CSDN weighs i2t 0.05 (visible) / 0.10 (infrared); one i2t term here,
+    # for both modalities
+    i2t_loss=dict(type='ImageTextCELoss', epsilon=0.0, loss_weight=0.1),
+    # CSDN's WRT triplet on f and v only (not CLIP-ReID's third, layer3
+    # term), weighted 0.15 as there
+    triplet_loss=dict(_delete_=True, type='WRTTripletLoss', loss_weight=0.15),
     triplet_features=('feat', 'proj'),
-    # CSDN weighs triplet 0.15 and i2t 0.05 (visible) / 0.10 (infrared);
-    # one i2t weight here, for both modalities.
-    loss_weights=dict(id=1.0, triplet=0.15, i2t=0.1),
     # Explicit semantics (the abstract's ESE, CVSC, CMSP); the loss_weight
     # of each is its lambda. Chosen on the toy so that every term carries a
     # measurable share of the gradient (tools/analysis_tools/

@@ -26,27 +26,24 @@ antialias), exactly as CLIP-ReID's ``resize_pos_embed``; ``interpolation``
 selects another ``F.interpolate`` mode (open_clip itself uses bicubic).
 """
 import copy
-import logging
 from collections import OrderedDict
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import initialize
 
 from mmvireid.registry import MODELS
-from ..utils.checks import checks_enabled, to_device
+from mmvireid.structures import IR_ID, VIS_ID
+from ..utils.device import checks_enabled, to_device
 from ..utils.open_clip_builder import (build_open_clip,
                                        check_pretrained_activation,
-                                       load_clip_weights, resnet_grid_size,
-                                       set_attnpool_grid)
+                                       init_clip_tower, load_clip_weights,
+                                       resnet_grid_size, set_attnpool_grid)
 from ..utils.pos_embed import resize_grid_pos_embed
 
 __all__ = ['CLIPImageEncoder']
 
-VISIBLE, INFRARED = 0, 1
 # Modules of open_clip's ModifiedResNet.stem(), in call order.
 _RESNET_STEM = ('conv1', 'bn1', 'act1', 'conv2', 'bn2', 'act2', 'conv3', 'bn3',
                 'act3', 'avgpool')
@@ -319,27 +316,12 @@ class CLIPImageEncoder(BaseModule):
     # weights
     # ------------------------------------------------------------------ #
     def init_weights(self) -> None:
-        """Run ``init_cfg`` (if any), then load the CLIP image tower.
+        """Run ``init_cfg`` (if any), then load the CLIP image tower
+        (:func:`init_clip_tower`). The infrared stem starts as a copy of the
+        loaded visible stem, as in CSDN."""
+        init_clip_tower(self, self._load_clip_weights)
 
-        The CLIP weights are loaded last, so neither this module's
-        ``init_cfg`` nor a parent's initialiser (which runs before its
-        children's ``init_weights``) can overwrite them. The infrared stem
-        starts as a copy of the loaded visible stem, as in CSDN.
-        """
-        if self.is_init:
-            print_log(
-                'init_weights of CLIPImageEncoder has been called more than '
-                'once; the CLIP weights are not reloaded.',
-                logger='current',
-                level=logging.WARNING)
-            return
-        # The open_clip submodules have no init_weights of their own, so
-        # only this module's init_cfg has to run (BaseModule.init_weights
-        # would also log, as a top-level module, the parameters as
-        # unchanged before the CLIP weights below are loaded).
-        if self.init_cfg:
-            initialize(self, self.init_cfg)
-        self._is_init = True
+    def _load_clip_weights(self) -> None:
         if self.pretrained is not None:
             load_clip_weights(
                 self.visual,
@@ -379,10 +361,10 @@ class CLIPImageEncoder(BaseModule):
     # ------------------------------------------------------------------ #
     def _stem(self, x: torch.Tensor, modality: int) -> torch.Tensor:
         if self.arch_type == 'resnet':
-            if modality == INFRARED:
+            if modality == IR_ID:
                 return self.ir_stem(x)
             return self.visual.stem(x)
-        conv = self.ir_stem if modality == INFRARED else self.visual.conv1
+        conv = self.ir_stem if modality == IR_ID else self.visual.conv1
         return conv(x)
 
     def forward_stem(self,
@@ -410,36 +392,36 @@ class CLIPImageEncoder(BaseModule):
             # NHWC activations for the NHWC weights (a no-op if already).
             x = x.contiguous(memory_format=torch.channels_last)
         if not self.modality_specific_stem:
-            return self._stem(x, VISIBLE)
+            return self._stem(x, VIS_ID)
         if modality is None:
             raise ValueError(
-                'modality_specific_stem=True needs `modality` (0 = visible, '
-                '1 = infrared for each image)')
+                'modality_specific_stem=True needs `modality` '
+                f'({VIS_ID} = visible, {IR_ID} = infrared for each image)')
         # Kept where it is: the models pass host tensors, so the split
         # below is computed on the host, without a device sync.
         modality = torch.as_tensor(modality).reshape(-1)
         if modality.numel() != x.shape[0]:
             raise ValueError(f'modality has {modality.numel()} entries for '
                              f'a batch of {x.shape[0]} images')
-        vis_idx = torch.nonzero(modality == VISIBLE).squeeze(1)
-        ir_idx = torch.nonzero(modality == INFRARED).squeeze(1)
+        vis_idx = torch.nonzero(modality == VIS_ID).squeeze(1)
+        ir_idx = torch.nonzero(modality == IR_ID).squeeze(1)
         if vis_idx.numel() + ir_idx.numel() != modality.numel():
             present = torch.unique(modality).tolist()
-            raise ValueError('modality values must be 0 (visible) or 1 '
-                             f'(infrared), got {sorted(present)}')
+            raise ValueError(f'modality values must be {VIS_ID} (visible) '
+                             f'or {IR_ID} (infrared), got {sorted(present)}')
         if not ir_idx.numel():
             # Single-modality batch (test time, or per-modality forward):
             # no gather / scatter.
-            return self._stem(x, VISIBLE)
+            return self._stem(x, VIS_ID)
         if not vis_idx.numel():
-            return self._stem(x, INFRARED)
+            return self._stem(x, IR_ID)
         # Mixed batch: each part goes through its own stem (BatchNorm sees
         # only its modality, as in CSDN), then the original order is
         # restored.
         vis_idx = to_device(vis_idx, x.device)
         ir_idx = to_device(ir_idx, x.device)
-        vis_out = self._stem(x[vis_idx], VISIBLE)
-        ir_out = self._stem(x[ir_idx], INFRARED)
+        vis_out = self._stem(x[vis_idx], VIS_ID)
+        ir_out = self._stem(x[ir_idx], IR_ID)
         out = torch.empty((x.shape[0], ) + tuple(vis_out.shape[1:]),
                           dtype=vis_out.dtype,
                           device=vis_out.device,
@@ -553,7 +535,7 @@ class CLIPImageEncoder(BaseModule):
 
             Both are best passed on the host (the models do): they are
             validated and turned into indices there, free of device syncs
-            (see :mod:`mmvireid.models.utils.checks`).
+            (see :mod:`mmvireid.models.utils.device`).
 
         Returns:
             tuple[Tensor, Tensor]: ``(feat, proj)``.

@@ -5,25 +5,25 @@ import torch
 from mmengine.model import ImgDataPreprocessor
 
 from mmvireid.registry import MODELS
-from ..utils.checks import to_device
+from mmvireid.structures import MODALITY_IDS
+from ..utils.device import to_device
 
 __all__ = ['VIReIDDataPreprocessor', 'modality_tensor', 'cam_tensor']
 
-_MODALITY_IDS = {'vis': 0, 'ir': 1}
-
 
 def modality_tensor(data_samples: Sequence, device=None) -> torch.Tensor:
-    """``[B]`` long tensor of modality ids (0 visible, 1 infrared).
+    """``[B]`` long tensor of modality ids (:data:`~mmvireid.structures.
+    MODALITY_IDS`: ``VIS_ID`` visible, ``IR_ID`` infrared).
 
     Built on the host from the samples' ``modality`` metainfo (where unknown
     names are refused at no device cost); with ``device`` it is then copied
     there without blocking (:func:`~mmvireid.models.utils.to_device`).
     """
     try:
-        ids = [_MODALITY_IDS[s.modality] for s in data_samples]
+        ids = [MODALITY_IDS[s.modality] for s in data_samples]
     except KeyError as e:
         raise KeyError(f'unknown modality {e}; expected one of '
-                       f'{sorted(_MODALITY_IDS)}') from None
+                       f'{sorted(MODALITY_IDS)}') from None
     except AttributeError:
         raise AttributeError(
             'data samples carry no "modality": keep "modality" in '
@@ -59,7 +59,7 @@ class VIReIDDataPreprocessor(ImgDataPreprocessor):
     batch metadata: the models validate them and build index structures
     from them on the host, and copy to the device only the (batched) tensors
     the device needs, without blocking (see
-    :mod:`mmvireid.models.utils.checks`). mmengine's preprocessor would
+    :mod:`mmvireid.models.utils.device`). mmengine's preprocessor would
     instead copy every sample's label separately with a blocking copy, each
     one a device sync.
 

@@ -4,7 +4,7 @@
 Labels and modality ids may be passed on the host while the features are on
 a device (the models do so): value checks and index structures (groups,
 identities present) are then computed there without a device sync, and only
-index tensors are copied over (see :mod:`mmvireid.models.utils.checks`).
+index tensors are copied over (see :mod:`mmvireid.models.utils.device`).
 """
 from .alignment_loss import (CrossModalAlignmentLoss,
                              cross_modal_alignment_loss,
@@ -18,14 +18,14 @@ from .supcon_loss import SupConLoss, supcon_loss
 from .triplet_loss import (HardTripletLoss, WRTTripletLoss,
                            hard_example_mining, hard_triplet_loss,
                            softmax_weights, wrt_triplet_loss)
-from .utils import euclidean_dist, l2_normalize
+from .utils import WeightedLoss, euclidean_dist, l2_normalize
 
 __all__ = [
     'SupConLoss', 'HardTripletLoss', 'WRTTripletLoss', 'LabelSmoothCELoss',
     'ImageTextCELoss', 'MSELLoss', 'supcon_loss', 'hard_example_mining',
     'hard_triplet_loss', 'softmax_weights', 'wrt_triplet_loss',
     'label_smooth_ce_loss', 'image_text_ce_loss', 'msel_loss',
-    'euclidean_dist', 'l2_normalize'
+    'euclidean_dist', 'l2_normalize', 'WeightedLoss'
 ]
 __all__ += [
     'CrossModalAlignmentLoss', 'cross_modal_alignment_loss',

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmvireid.registry import MODELS
-from ..utils.checks import checks_enabled, to_device
+from mmvireid.structures import IR_ID, VIS_ID
+from ..utils.device import checks_enabled, to_device
 from .utils import fp32_under_autocast
 
 __all__ = [
@@ -76,11 +77,11 @@ def identity_text_distributions(
             'cross_modal_alignment_loss expects labels and modalities of '
             f'shape ({n}, ), got {tuple(labels.shape)} and '
             f'{tuple(modalities.shape)}.')
-    is_vis, is_ir = modalities == 0, modalities == 1
+    is_vis, is_ir = modalities == VIS_ID, modalities == IR_ID
     if checks_enabled(modalities) and not bool((is_vis | is_ir).all()):
-        raise ValueError('cross_modal_alignment_loss: modalities must be 0 '
-                         '(visible) or 1 (infrared), got values '
-                         f'{torch.unique(modalities).tolist()}.')
+        raise ValueError('cross_modal_alignment_loss: modalities must be '
+                         f'{VIS_ID} (visible) or {IR_ID} (infrared), got '
+                         f'values {torch.unique(modalities).tolist()}.')
     if normalize:
         img_feats = F.normalize(img_feats, dim=1)
         text_feats = F.normalize(text_feats, dim=1)

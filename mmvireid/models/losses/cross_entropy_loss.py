@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmvireid.registry import MODELS
-from ..utils.checks import checks_enabled, to_device
-from .utils import fp32_under_autocast
+from ..utils.device import checks_enabled, to_device
+from .utils import WeightedLoss, fp32_under_autocast
 
 __all__ = [
     'label_smooth_ce_loss', 'image_text_ce_loss', 'LabelSmoothCELoss',
@@ -17,7 +17,7 @@ __all__ = [
 
 
 def _check_logits_labels(name: str, logits: Tensor, labels: Tensor) -> Tensor:
-    """Check shapes and (where free, see :mod:`mmvireid.models.utils.checks`)
+    """Check shapes and (where free, see :mod:`mmvireid.models.utils.device`)
     the label range; return the labels on the logits' device."""
     if logits.dim() != 2:
         raise ValueError(f'{name} expects logits of shape (N, C), got '
@@ -119,8 +119,9 @@ def image_text_ce_loss(img_feats: Tensor,
 
 
 @MODELS.register_module()
-class LabelSmoothCELoss(nn.Module):
-    """Label-smoothed cross entropy, see :func:`label_smooth_ce_loss`.
+class LabelSmoothCELoss(WeightedLoss):
+    """Label-smoothed cross entropy, see :func:`label_smooth_ce_loss`; takes
+    one ``[N, C]`` logits tensor or several (:class:`WeightedLoss`).
 
     Args:
         epsilon (float): Smoothing weight. Defaults to 0.1.
@@ -133,27 +134,18 @@ class LabelSmoothCELoss(nn.Module):
                  epsilon: float = 0.1,
                  num_classes: Optional[int] = None,
                  loss_weight: float = 1.0):
-        super().__init__()
+        super().__init__(loss_weight)
         if not 0 <= epsilon < 1:
             raise ValueError(
                 f'LabelSmoothCELoss: epsilon must be in [0, 1), got {epsilon}.'
             )
         self.epsilon = epsilon
         self.num_classes = num_classes
-        self.loss_weight = loss_weight
 
-    def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
-        """Compute the weighted loss.
-
-        Args:
-            logits (Tensor): Shape (N, C).
-            labels (Tensor): Shape (N, ).
-
-        Returns:
-            Tensor: A scalar.
-        """
-        return self.loss_weight * label_smooth_ce_loss(
-            logits, labels, self.epsilon, self.num_classes)
+    def unweighted(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """The loss of logits ``[N, C]`` and labels ``[N]``."""
+        return label_smooth_ce_loss(logits, labels, self.epsilon,
+                                    self.num_classes)
 
     def extra_repr(self) -> str:
         return (f'epsilon={self.epsilon}, num_classes={self.num_classes}, '

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmvireid.registry import MODELS
-from ..utils.checks import checks_enabled, to_device
+from mmvireid.structures import IR_ID, VIS_ID
+from ..utils.device import checks_enabled, to_device
 from .supcon_loss import supcon_loss
 from .utils import fp32_under_autocast
 
@@ -58,10 +59,11 @@ def _check_inputs(name: str,
             raise ValueError(f'{name} expects modalities of shape ({batch}, '
                              f'), got {tuple(modalities.shape)}.')
         if checks_enabled(modalities):
-            bad = set(torch.unique(modalities).tolist()) - {0, 1}
+            bad = set(torch.unique(modalities).tolist()) - {VIS_ID, IR_ID}
             if bad:
-                raise ValueError(f'{name}: modalities must be 0 (visible) '
-                                 f'or 1 (infrared), got {sorted(bad)}.')
+                raise ValueError(f'{name}: modalities must be {VIS_ID} '
+                                 f'(visible) or {IR_ID} (infrared), got '
+                                 f'{sorted(bad)}.')
 
 
 def _group_ids(labels: Tensor,

@@ -2,11 +2,11 @@
 """Modality-shared enhancement loss (PMT, as used by CSDN)."""
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmvireid.registry import MODELS
-from ..utils.checks import to_device
-from .utils import euclidean_dist, fp32_under_autocast
+from ..utils.device import to_device
+from .utils import WeightedLoss, euclidean_dist, fp32_under_autocast
 
 __all__ = ['msel_loss', 'MSELLoss']
 
@@ -103,8 +103,9 @@ def msel_loss(feats: Tensor,
 
 
 @MODELS.register_module()
-class MSELLoss(nn.Module):
-    """Modality-shared enhancement loss, see :func:`msel_loss`.
+class MSELLoss(WeightedLoss):
+    """Modality-shared enhancement loss, see :func:`msel_loss`; takes one
+    ``[vis; ir]`` feature tensor or several (:class:`WeightedLoss`).
 
     Args:
         num_pos (int): Images per identity and modality in the batch (the
@@ -117,27 +118,18 @@ class MSELLoss(nn.Module):
                  num_pos: int = 4,
                  feat_norm: bool = False,
                  loss_weight: float = 1.0):
-        super().__init__()
+        super().__init__(loss_weight)
         if not isinstance(num_pos, int) or num_pos < 2:
             raise ValueError('MSELLoss: num_pos must be an int >= 2 (the '
                              'intra term averages the num_pos - 1 farthest '
                              f'same-identity samples), got {num_pos!r}.')
         self.num_pos = num_pos
         self.feat_norm = feat_norm
-        self.loss_weight = loss_weight
 
-    def forward(self, feats: Tensor, labels: Tensor) -> Tensor:
-        """Compute the weighted loss.
-
-        Args:
-            feats (Tensor): Features ``[vis; ir]``, shape (2N, D).
-            labels (Tensor): Labels, shape (2N, ); only the first N are read.
-
-        Returns:
-            Tensor: A scalar.
-        """
-        return self.loss_weight * msel_loss(feats, labels, self.num_pos,
-                                            self.feat_norm)
+    def unweighted(self, feats: Tensor, labels: Tensor) -> Tensor:
+        """The loss of features ``[vis; ir]`` ``[2N, D]`` and labels
+        ``[2N]`` (only the first N are read)."""
+        return msel_loss(feats, labels, self.num_pos, self.feat_norm)
 
     def extra_repr(self) -> str:
         return (f'num_pos={self.num_pos}, feat_norm={self.feat_norm}, '

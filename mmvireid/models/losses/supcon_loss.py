@@ -4,7 +4,7 @@ import torch
 from torch import Tensor, nn
 
 from mmvireid.registry import MODELS
-from ..utils.checks import checks_enabled, to_device
+from ..utils.device import checks_enabled, to_device
 from .utils import fp32_under_autocast
 
 __all__ = ['supcon_loss', 'SupConLoss']
@@ -62,7 +62,7 @@ def supcon_loss(feats_a: Tensor,
                          'rows.')
     # Every anchor needs a positive. The check reads label values, so it
     # runs only where that costs no device sync (host labels, as the models
-    # pass them; see mmvireid.models.utils.checks).
+    # pass them; see mmvireid.models.utils.device).
     if checks_enabled(labels_a, labels_b):
         has_pos = torch.isin(labels_a, labels_b)
         if not bool(has_pos.all()):

@@ -5,11 +5,12 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmvireid.registry import MODELS
-from ..utils.checks import checks_enabled, to_device
-from .utils import euclidean_dist, fp32_under_autocast, l2_normalize
+from ..utils.device import checks_enabled, to_device
+from .utils import (WeightedLoss, euclidean_dist, fp32_under_autocast,
+                    l2_normalize)
 
 __all__ = [
     'hard_example_mining', 'hard_triplet_loss', 'softmax_weights',
@@ -52,7 +53,7 @@ def hard_example_mining(dist_mat: Tensor,
     Raises:
         ValueError: If some anchor has no negative (a batch with a single
             identity). Checked on host labels (or with device checks on,
-            see :mod:`mmvireid.models.utils.checks`); on a device a
+            see :mod:`mmvireid.models.utils.device`); on a device a
             single-identity batch gives ``dist_an = inf``.
     """
     n = dist_mat.size(0)
@@ -238,8 +239,9 @@ def wrt_triplet_loss(feats: Tensor,
 
 
 @MODELS.register_module()
-class HardTripletLoss(nn.Module):
-    """Batch-hard triplet loss, see :func:`hard_triplet_loss`.
+class HardTripletLoss(WeightedLoss):
+    """Batch-hard triplet loss, see :func:`hard_triplet_loss`; takes one
+    ``[N, D]`` feature tensor or several (:class:`WeightedLoss`).
 
     Args:
         margin (float, optional): Margin; None selects the soft margin
@@ -255,25 +257,15 @@ class HardTripletLoss(nn.Module):
                  normalize_feature: bool = False,
                  hard_factor: float = 0.0,
                  loss_weight: float = 1.0):
-        super().__init__()
+        super().__init__(loss_weight)
         self.margin = margin
         self.normalize_feature = normalize_feature
         self.hard_factor = hard_factor
-        self.loss_weight = loss_weight
 
-    def forward(self, feats: Tensor, labels: Tensor) -> Tensor:
-        """Compute the weighted loss.
-
-        Args:
-            feats (Tensor): Features, shape (N, D).
-            labels (Tensor): Identity labels, shape (N, ).
-
-        Returns:
-            Tensor: A scalar.
-        """
-        return self.loss_weight * hard_triplet_loss(feats, labels, self.margin,
-                                                    self.normalize_feature,
-                                                    self.hard_factor)
+    def unweighted(self, feats: Tensor, labels: Tensor) -> Tensor:
+        """The loss of features ``[N, D]`` and identity labels ``[N]``."""
+        return hard_triplet_loss(feats, labels, self.margin,
+                                 self.normalize_feature, self.hard_factor)
 
     def extra_repr(self) -> str:
         return (f'margin={self.margin}, '
@@ -283,8 +275,9 @@ class HardTripletLoss(nn.Module):
 
 
 @MODELS.register_module()
-class WRTTripletLoss(nn.Module):
-    """Weighted regularised triplet loss, see :func:`wrt_triplet_loss`.
+class WRTTripletLoss(WeightedLoss):
+    """Weighted regularised triplet loss, see :func:`wrt_triplet_loss`;
+    takes one ``[N, D]`` feature tensor or several (:class:`WeightedLoss`).
 
     Args:
         normalize_feature (bool): L2-normalise the features first. Defaults
@@ -298,23 +291,14 @@ class WRTTripletLoss(nn.Module):
                  normalize_feature: bool = False,
                  fix_negative_max: bool = False,
                  loss_weight: float = 1.0):
-        super().__init__()
+        super().__init__(loss_weight)
         self.normalize_feature = normalize_feature
         self.fix_negative_max = fix_negative_max
-        self.loss_weight = loss_weight
 
-    def forward(self, feats: Tensor, labels: Tensor) -> Tensor:
-        """Compute the weighted loss.
-
-        Args:
-            feats (Tensor): Features, shape (N, D).
-            labels (Tensor): Identity labels, shape (N, ).
-
-        Returns:
-            Tensor: A scalar.
-        """
-        return self.loss_weight * wrt_triplet_loss(
-            feats, labels, self.normalize_feature, self.fix_negative_max)
+    def unweighted(self, feats: Tensor, labels: Tensor) -> Tensor:
+        """The loss of features ``[N, D]`` and identity labels ``[N]``."""
+        return wrt_triplet_loss(feats, labels, self.normalize_feature,
+                                self.fix_negative_max)
 
     def extra_repr(self) -> str:
         return (f'normalize_feature={self.normalize_feature}, '

@@ -10,11 +10,14 @@ so the values of losses that read it): CLIP-ReID subtracts an explicit
 :func:`euclidean_dist` offers both so each loss can follow its reference.
 """
 import functools
+from typing import Sequence, Union
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ['euclidean_dist', 'l2_normalize', 'fp32_under_autocast']
+__all__ = [
+    'euclidean_dist', 'l2_normalize', 'fp32_under_autocast', 'WeightedLoss'
+]
 
 
 def fp32_under_autocast(fn):
@@ -98,3 +101,47 @@ def euclidean_dist(x: Tensor, y: Tensor, fused: bool = False) -> Tensor:
     else:
         dist = dist - 2 * torch.matmul(x, y.t())
     return dist.clamp(min=1e-12).sqrt()
+
+
+class WeightedLoss(nn.Module):
+    """Base of the losses of ``(inputs, labels)`` that carry a
+    ``loss_weight``.
+
+    A subclass computes the unweighted loss in :meth:`unweighted`;
+    ``forward`` weights it. Given a sequence of inputs (one per head branch,
+    say), ``forward`` sums the loss over them and weights the sum once,
+    ``w * (a + b)``, as the reference code bases weight a sum over branches
+    (``w * a + w * b`` can round differently).
+
+    Args:
+        loss_weight (float): Multiplies the loss. Defaults to 1.0.
+    """
+
+    def __init__(self, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.loss_weight = loss_weight
+
+    def unweighted(self, inputs: Tensor, labels: Tensor) -> Tensor:
+        """The loss of one input, before the weight (override)."""
+        raise NotImplementedError
+
+    def forward(self, inputs: Union[Tensor, Sequence[Tensor]],
+                labels: Tensor) -> Tensor:
+        """Compute the weighted loss.
+
+        Args:
+            inputs (Tensor | Sequence[Tensor]): What :meth:`unweighted`
+                takes (features or logits, one row per sample), or several
+                of them, e.g. one per head branch.
+            labels (Tensor): ``[N]`` labels.
+
+        Returns:
+            Tensor: A scalar.
+        """
+        if isinstance(inputs, Tensor):
+            return self.loss_weight * self.unweighted(inputs, labels)
+        if not inputs:
+            raise ValueError(f'{type(self).__name__}: no inputs to compute '
+                             'the loss on')
+        return self.loss_weight * sum(
+            self.unweighted(x, labels) for x in inputs)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 
 from ..data_preprocessors import cam_tensor, modality_tensor
-from ..utils.checks import to_device
+from ..utils.device import to_device
 from ..wrappers import current_optim_wrapper, update_params_or_skip
 
 __all__ = ['BaseStagedReID']
@@ -82,7 +82,7 @@ class BaseStagedReID(BaseModel):
     # Data samples stay on the host (VIReIDDataPreprocessor moves only the
     # inputs), so these return host tensors: the models validate them and
     # build index structures from them there, and copy to the device with
-    # ``to_device`` only what the device needs (mmvireid.models.utils.checks).
+    # ``to_device`` only what the device needs (mmvireid.models.utils.device).
     @staticmethod
     def labels_of(data_samples) -> torch.Tensor:
         """``[B]`` labels of a list of DataSample or a dict of tensors, on

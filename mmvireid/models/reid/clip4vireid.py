@@ -9,7 +9,8 @@ import torch
 import torch.nn as nn
 
 from mmvireid.registry import MODELS
-from ..utils.checks import to_device
+from mmvireid.structures import IR_ID, VIS_ID
+from ..utils.device import to_device
 from .clip_vireid import CLIPVIReID
 
 __all__ = ['CLIP4VIReID']
@@ -33,9 +34,11 @@ class CLIP4VIReID(CLIPVIReID):
           + w_{i2t,vis} CE(v_{vis} T^\top)
           + w_{i2t,ir} CE(\mathrm{IFE}(v_{ir}) T^\top)
 
-      over the branches ``b`` (pooled feature ``f``, projection ``v``). The
-      IFE neck (a residual MLP, ``ife_neck=None`` removes it) maps infrared
-      features toward the text space before their i2t term only.
+      over the branches ``b`` (pooled feature ``f``, projection ``v``), each
+      weight ``w`` the ``loss_weight`` of its loss config (``id_loss``,
+      ``triplet_loss``, ``i2t_vis_loss``, ``i2t_ir_loss``). The IFE neck (a
+      residual MLP, ``ife_neck=None`` removes it) maps infrared features
+      toward the text space before their i2t term only.
     * ``hsa`` (high-level semantic alignment): the prompts train again (small
       lr) together with the image encoder and head. Each step recomputes,
       with gradients, the text features ``T_B [P, D]`` of the ``P``
@@ -49,15 +52,14 @@ class CLIP4VIReID(CLIPVIReID):
       where :math:`q^m_y` is the mean over identity ``y``'s images of
       modality ``m`` of :math:`\mathrm{softmax}(v T_B^\top / \tau)` and
       ``D`` the KL of :class:`CrossModalAlignmentLoss` (``align_loss=None``
-      removes the term). The IFE neck is not used here: HSA aligns the
-      encoder's own features, which retrieval uses.
+      removes the term); the weights are the ``loss_weight`` of
+      ``supcon_t2i_loss`` and ``align_loss``. The IFE neck is not used here:
+      HSA aligns the encoder's own features, which retrieval uses.
 
     The text encoder is frozen throughout; retrieval (``extract_feat``) is
     image-only and the same as :class:`CLIPVIReID`'s.
 
     Args:
-        image_encoder, text_encoder, prompt_learner, head, num_classes: As
-            :class:`CLIPVIReID`.
         ife_neck (dict, optional): The IFE neck, e.g. ``dict(type='IFENeck')``;
             ``in_channels`` is filled in with the projection width. None
             replaces it by ``nn.Identity`` (the module name stays, so the
@@ -66,61 +68,33 @@ class CLIP4VIReID(CLIPVIReID):
         align_loss (dict, optional): The HSA cross-modal alignment loss;
             None removes the term. Defaults to
             ``dict(type='CrossModalAlignmentLoss')``.
-        prompt_loss (dict): SupCon of stage ``tsg`` (both directions) and of
-            the t2i term of ``hsa``. Defaults to ``dict(type='SupConLoss')``.
-        id_loss, triplet_loss, i2t_loss (dict): As :class:`CLIPVIReID`.
-        loss_weights (dict): Keys ``id``, ``triplet``, ``i2t_vis``,
-            ``i2t_ir``, ``supcon_t2i``, ``align``. Defaults: 1, 1, 1, 2, 1, 1
-            (the infrared i2t term weighted up, as CSDN's 0.10 vs 0.05).
-        test_feature, flip_test, text_batch_size: As :class:`CLIPVIReID`.
+        i2t_vis_loss (dict): i2t CE of the visible features against ``T``
+            in ``ife``. Defaults to ``dict(type='ImageTextCELoss')``.
+        i2t_ir_loss (dict): i2t CE of the IFE-mapped infrared features;
+            weighted 2 by default (the infrared term weighted up, as CSDN's
+            0.10 vs 0.05). Being two terms, they replace the base's
+            ``i2t_loss``, which this class refuses.
+        supcon_t2i_loss (dict): SupCon(t2i) of ``hsa``. Defaults to
+            ``dict(type='SupConLoss')``. (``prompt_loss``, a
+            :class:`CLIPVIReID` argument, is stage ``tsg``'s SupCon in both
+            directions.)
+        **kwargs: :class:`CLIPVIReID` arguments (encoders, prompt learner,
+            head, ``num_classes``, ``prompt_loss``, ``id_loss``,
+            ``triplet_loss``, test feature, ...).
     """
 
     STAGES = ('tsg', 'ife', 'hsa')
-    #: ``loss_weights`` keys and defaults (the parent validates against it)
-    DEFAULT_LOSS_WEIGHTS = dict(
-        id=1.0,
-        triplet=1.0,
-        i2t_vis=1.0,
-        i2t_ir=2.0,
-        supcon_t2i=1.0,
-        align=1.0)
 
     def __init__(self,
-                 image_encoder: dict,
-                 text_encoder: dict,
-                 prompt_learner: dict,
-                 head: dict,
-                 num_classes: int,
                  ife_neck: Optional[dict] = dict(type='IFENeck'),
                  align_loss: Optional[dict] = dict(
                      type='CrossModalAlignmentLoss'),
-                 prompt_loss: dict = dict(type='SupConLoss'),
-                 id_loss: dict = dict(type='LabelSmoothCELoss', epsilon=0.1),
-                 triplet_loss: dict = dict(type='HardTripletLoss', margin=0.3),
-                 i2t_loss: dict = dict(type='ImageTextCELoss'),
-                 loss_weights: Optional[Dict[str, float]] = None,
-                 test_feature: str = 'before_bn',
-                 flip_test: bool = False,
-                 text_batch_size: int = 64,
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(
-            image_encoder=image_encoder,
-            text_encoder=text_encoder,
-            prompt_learner=prompt_learner,
-            head=head,
-            num_classes=num_classes,
-            prompt_loss=prompt_loss,
-            id_loss=id_loss,
-            triplet_loss=triplet_loss,
-            i2t_loss=i2t_loss,
-            # the parent checks the keys against DEFAULT_LOSS_WEIGHTS
-            loss_weights=loss_weights,
-            test_feature=test_feature,
-            flip_test=flip_test,
-            text_batch_size=text_batch_size,
-            data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
+                 i2t_vis_loss: dict = dict(type='ImageTextCELoss'),
+                 i2t_ir_loss: dict = dict(
+                     type='ImageTextCELoss', loss_weight=2.0),
+                 supcon_t2i_loss: dict = dict(type='SupConLoss'),
+                 **kwargs) -> None:
+        super().__init__(**self._without_i2t_loss(kwargs))
         if ife_neck is None:
             # Keep the attribute a module, so optim_wrapper.ife.modules may
             # list 'ife_neck' whether the neck is on or off.
@@ -131,6 +105,9 @@ class CLIP4VIReID(CLIPVIReID):
             self.ife_neck = MODELS.build(ife_neck)
         self.align_loss = None if align_loss is None else MODELS.build(
             align_loss)
+        self.i2t_vis_loss = MODELS.build(i2t_vis_loss)
+        self.i2t_ir_loss = MODELS.build(i2t_ir_loss)
+        self.supcon_t2i_loss = MODELS.build(supcon_t2i_loss)
 
     @property
     def with_ife_neck(self) -> bool:
@@ -153,7 +130,7 @@ class CLIP4VIReID(CLIPVIReID):
                  data_samples: dict) -> Dict[str, torch.Tensor]:
         """Prompt learning on cached visible features ``inputs [B, D]``."""
         mods = self.modalities_of(data_samples)
-        num_ir = int((mods != 0).sum())
+        num_ir = int((mods != VIS_ID).sum())
         if num_ir:
             raise ValueError(
                 f'CLIP4VIReID stage "tsg" learns text from visible features '
@@ -162,12 +139,14 @@ class CLIP4VIReID(CLIPVIReID):
                 'for the tsg stage in train_cfg.stages')
         return self.loss_prompt(inputs, data_samples)
 
-    def _i2t(self, feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """i2t CE against the frozen ``T``; 0 for an empty selection (a batch
-        without one modality) instead of the NaN of an empty mean."""
+    def _i2t(self, loss: nn.Module, feats: torch.Tensor,
+             labels: torch.Tensor) -> torch.Tensor:
+        """i2t ``loss`` against the frozen ``T``; 0 for an empty selection
+        (a batch without one modality) instead of the NaN of an empty
+        mean."""
         if feats.size(0) == 0:
             return feats.new_zeros(())
-        return self.i2t_loss(feats, self.class_text_feats, labels)
+        return loss(feats, self.class_text_feats, labels)
 
     def loss_ife(self, inputs: torch.Tensor,
                  data_samples: List) -> Dict[str, torch.Tensor]:
@@ -180,16 +159,16 @@ class CLIP4VIReID(CLIPVIReID):
         # host labels / modalities: the split by modality costs no sync
         labels = self.labels_of(data_samples)
         mods = self.modalities_of(data_samples)
-        out = self.train_features(inputs, data_samples)
-        losses = self._id_triplet_losses(out, labels)
+        out = self.train_features(inputs, mods, self.cams_of(data_samples))
+        losses = self.id_triplet_losses(out, labels)
         v = out['feats'][1]
-        vis = torch.nonzero(mods == 0).squeeze(1)
-        ir = torch.nonzero(mods == 1).squeeze(1)
-        w = self.loss_weights
-        losses['loss_i2t_vis'] = w['i2t_vis'] * self._i2t(
-            v[to_device(vis, v.device)], labels[vis])
-        losses['loss_i2t_ir'] = w['i2t_ir'] * self._i2t(
-            self.ife_neck(v[to_device(ir, v.device)]), labels[ir])
+        vis = torch.nonzero(mods == VIS_ID).squeeze(1)
+        ir = torch.nonzero(mods == IR_ID).squeeze(1)
+        vis_d, ir_d = to_device(vis, v.device), to_device(ir, v.device)
+        losses['loss_i2t_vis'] = self._i2t(self.i2t_vis_loss, v[vis_d],
+                                           labels[vis])
+        losses['loss_i2t_ir'] = self._i2t(self.i2t_ir_loss,
+                                          self.ife_neck(v[ir_d]), labels[ir])
         return losses
 
     def batch_text_features(self, labels: torch.Tensor) -> tuple:
@@ -217,17 +196,14 @@ class CLIP4VIReID(CLIPVIReID):
         """Prompts and image encoder together: SupCon(t2i) over both
         modalities + visible/IR alignment over the text space + ID +
         triplet."""
-        # host labels / modalities (see mmvireid.models.utils.checks)
+        # host labels / modalities (see mmvireid.models.utils.device)
         labels = self.labels_of(data_samples)
         mods = self.modalities_of(data_samples)
-        out = self.train_features(inputs, data_samples)
-        losses = self._id_triplet_losses(out, labels)
+        out = self.train_features(inputs, mods, self.cams_of(data_samples))
+        losses = self.id_triplet_losses(out, labels)
         v = out['feats'][1]
         text, ids = self.batch_text_features(labels)
-        w = self.loss_weights
-        losses['loss_supcon_t2i'] = w['supcon_t2i'] * self.prompt_loss(
-            text, v, ids, labels)
+        losses['loss_supcon_t2i'] = self.supcon_t2i_loss(text, v, ids, labels)
         if self.align_loss is not None:
-            losses['loss_align'] = w['align'] * self.align_loss(
-                v, text, labels, mods)
+            losses['loss_align'] = self.align_loss(v, text, labels, mods)
         return losses

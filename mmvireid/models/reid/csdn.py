@@ -11,12 +11,11 @@ import torch.nn as nn
 from mmengine.dist import broadcast
 
 from mmvireid.registry import MODELS
-from ..utils.checks import to_device
+from mmvireid.structures import IR_ID, VIS_ID
+from ..utils.device import to_device
 from .clip_vireid import CLIPVIReID
 
 __all__ = ['CSDN']
-
-VISIBLE, INFRARED = 0, 1
 
 
 def _image_to_tensor(img) -> torch.Tensor:
@@ -79,13 +78,17 @@ class CSDN(CLIPVIReID):
       with a second, channel-exchanged view (see below). Losses, with ``f``
       the GeM-pooled backbone feature and ``v`` the projected feature::
 
-          ID(f) + ID(v) + MSEL(f) + MSEL(v) + 0.15 (Tri(f) + Tri(v))
+          ID(f) + ID(v) + MSEL(f) + MSEL(v) + 0.15 Tri(f) + 0.15 Tri(v)
               + 0.05 CE(v_vis T^T) + 0.10 CE(v_ir T^T)
 
-      ID and triplet (WRT) use all images (both visible views and infrared);
-      i2t uses the first visible view and the infrared images; MSEL uses
-      ``[first visible view; infrared]``, which needs the aligned P x K
-      layout of :class:`CrossModalIdentitySampler`.
+      each term under its own key (``LOSS_PER_BRANCH``), each weight the
+      ``loss_weight`` of its loss config (``--lambda1/2/3`` of the public
+      code: ``triplet_loss``, ``i2t_vis_loss``, ``i2t_ir_loss``). ID and
+      triplet (WRT) use all images (both visible views and infrared), through
+      :meth:`~CLIPVIReID.id_triplet_losses`; i2t uses the first visible view
+      and the infrared images; MSEL uses ``[first visible view; infrared]``,
+      which needs the aligned P x K layout of
+      :class:`CrossModalIdentitySampler`.
 
     **Second visible view.** The train pipeline stores an independently
     augmented copy of each visible image under ``second_view_key`` (e.g. an
@@ -120,28 +123,20 @@ class CSDN(CLIPVIReID):
       during fine-tuning keeps the same draw.
 
     Args:
-        image_encoder (dict): ``CLIPImageEncoder`` config, normally with
-            ``modality_specific_stem=True``.
-        text_encoder (dict): ``CLIPTextEncoder`` config.
-        prompt_learner (dict): ``IDPromptLearner`` config, built twice
-            (visible and infrared).
         fusion (dict): ``SIIFusion`` config; ``embed_dim`` defaults to the
             text encoder's output dimension.
-        head (dict): ``BNNeckHead`` config (CSDN: GeM, trainable BN bias,
-            bias-free classifiers).
-        num_classes (int): Number of training identities C.
-        prompt_loss (dict): SupCon, stages ``prompt`` and ``fusion``.
-        id_loss (dict): Plain cross entropy (``LabelSmoothCELoss`` with
-            ``epsilon=0``).
-        triplet_loss (dict): ``WRTTripletLoss``.
-        i2t_loss (dict): ``ImageTextCELoss``.
+        i2t_vis_loss (dict): ``ImageTextCELoss`` of the visible images
+            against ``T``; CSDN weighs it 0.05.
+        i2t_ir_loss (dict): The same for the infrared images; CSDN weighs
+            it 0.10. (Being two terms, they replace the base's
+            ``i2t_loss``, which CSDN refuses.)
         msel_loss (dict, optional): ``MSELLoss``; None disables it (the
             2024-07 release).
-        loss_weights (dict, optional): Keys ``id``, ``msel``, ``triplet``,
-            ``i2t_vis`` and ``i2t_ir``; see :attr:`DEFAULT_LOSS_WEIGHTS`.
-        test_feature (str): See :class:`CLIPVIReID`. Defaults to 'bn_l2'.
-        flip_test (bool): Defaults to True.
-        text_batch_size (int): Classes per text-encoder call for ``T``.
+        head, id_loss, triplet_loss, triplet_features, test_feature,
+            flip_test: :class:`CLIPVIReID` arguments with CSDN's defaults:
+            GeM + BNNeck with trainable BN bias and bias-free classifiers,
+            plain cross entropy, WRT triplet weighted 0.15 on ``f`` and
+            ``v``, ``'bn_l2'`` test feature with the flip test.
         second_view_key (str, optional): Data-sample field of the second
             visible view. Defaults to 'img_view2'.
         stem_inner_relu (bool): Keep all three stem ReLUs (CLIP) instead of
@@ -151,54 +146,47 @@ class CSDN(CLIPVIReID):
             Defaults to ``('fusion',)``.
         class_text_dropout (bool): Compute ``T`` with the fusion's dropout
             active. Defaults to True.
+        **kwargs: The other :class:`CLIPVIReID` arguments (encoders, prompt
+            learner, ``num_classes``, ``prompt_loss``, ...).
     """
 
     STAGES = ('prompt', 'fusion', 'finetune')
-    DEFAULT_LOSS_WEIGHTS = dict(
-        id=1.0, msel=1.0, triplet=0.15, i2t_vis=0.05, i2t_ir=0.10)
+    LOSS_PER_BRANCH = True
+    # T is drawn with the fusion's dropout active: a resumed run must not
+    # redraw it.
+    SAVE_CLASS_TEXT = True
 
     def __init__(self,
-                 image_encoder: dict,
-                 text_encoder: dict,
-                 prompt_learner: dict,
-                 num_classes: int,
                  fusion: dict = dict(type='SIIFusion'),
+                 i2t_vis_loss: dict = dict(
+                     type='ImageTextCELoss', loss_weight=0.05),
+                 i2t_ir_loss: dict = dict(
+                     type='ImageTextCELoss', loss_weight=0.10),
+                 msel_loss: Optional[dict] = dict(type='MSELLoss', num_pos=4),
                  head: dict = dict(
                      type='BNNeckHead',
                      pool='gem',
                      bn_bias_trainable=True,
                      classifier_bias=False),
-                 prompt_loss: dict = dict(type='SupConLoss'),
                  id_loss: dict = dict(type='LabelSmoothCELoss', epsilon=0.0),
-                 triplet_loss: dict = dict(type='WRTTripletLoss'),
-                 i2t_loss: dict = dict(type='ImageTextCELoss'),
-                 msel_loss: Optional[dict] = dict(type='MSELLoss', num_pos=4),
-                 loss_weights: Optional[Dict[str, float]] = None,
+                 triplet_loss: dict = dict(
+                     type='WRTTripletLoss', loss_weight=0.15),
+                 triplet_features: Sequence[str] = ('feat', 'proj'),
                  test_feature: str = 'bn_l2',
                  flip_test: bool = True,
-                 text_batch_size: int = 64,
                  second_view_key: Optional[str] = 'img_view2',
                  stem_inner_relu: bool = False,
                  train_mode_cache_stages: Sequence[str] = ('fusion', ),
                  class_text_dropout: bool = True,
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 **kwargs) -> None:
         super().__init__(
-            image_encoder=image_encoder,
-            text_encoder=text_encoder,
-            prompt_learner=prompt_learner,
             head=head,
-            num_classes=num_classes,
-            prompt_loss=prompt_loss,
             id_loss=id_loss,
             triplet_loss=triplet_loss,
-            i2t_loss=i2t_loss,
-            loss_weights=loss_weights,
+            triplet_features=triplet_features,
             test_feature=test_feature,
             flip_test=flip_test,
-            text_batch_size=text_batch_size,
-            data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
+            **self._without_i2t_loss(kwargs))
         unknown = set(train_mode_cache_stages) - set(self.STAGES)
         if unknown:
             raise ValueError(
@@ -207,6 +195,8 @@ class CSDN(CLIPVIReID):
         fusion = copy.deepcopy(fusion)
         fusion.setdefault('embed_dim', self.text_encoder.embed_dim)
         self.fusion = MODELS.build(fusion)
+        self.i2t_vis_loss = MODELS.build(i2t_vis_loss)
+        self.i2t_ir_loss = MODELS.build(i2t_ir_loss)
         self.msel_loss = None if msel_loss is None else MODELS.build(msel_loss)
         self.second_view_key = second_view_key
         self.stem_inner_relu = stem_inner_relu
@@ -214,14 +204,8 @@ class CSDN(CLIPVIReID):
             drop_stem_inner_relus(self.image_encoder)
         self.train_mode_cache_stages = tuple(train_mode_cache_stages)
         self.class_text_dropout = class_text_dropout
-        # T [C, D] is saved with the model: with the fusion's dropout active
-        # it is one random draw, which a resumed run must not redraw.
-        # ``class_text_ready`` says whether it holds the draw of the current
-        # prompt learners and fusion.
-        self.register_buffer(
-            'class_text_feats',
-            torch.zeros(num_classes, self.text_encoder.embed_dim),
-            persistent=True)
+        # ``class_text_feats`` (T, saved: SAVE_CLASS_TEXT) holds the draw of
+        # the current prompt learners and fusion when ``class_text_ready``.
         self.register_buffer('class_text_ready',
                              torch.zeros((), dtype=torch.bool))
         # Host mirror of ``class_text_ready`` once it has been read as True,
@@ -290,8 +274,8 @@ class CSDN(CLIPVIReID):
         """
         device = self.prompt_learner_vis.cls_ctx.device
         parts, order = [], []
-        for modality, learner in ((VISIBLE, self.prompt_learner_vis),
-                                  (INFRARED, self.prompt_learner_ir)):
+        for modality, learner in ((VIS_ID, self.prompt_learner_vis),
+                                  (IR_ID, self.prompt_learner_ir)):
             idx = torch.nonzero(modalities == modality).squeeze(1)
             if idx.numel():
                 parts.append(
@@ -299,8 +283,9 @@ class CSDN(CLIPVIReID):
                 order.append(idx)
         order = torch.cat(order)
         if order.numel() != labels.numel():
-            raise ValueError('CSDN: modalities must be 0 (visible) or 1 '
-                             f'(infrared), got {modalities.unique().tolist()}')
+            raise ValueError(f'CSDN: modalities must be {VIS_ID} (visible) '
+                             f'or {IR_ID} (infrared), got '
+                             f'{modalities.unique().tolist()}')
         return torch.cat(parts)[to_device(torch.argsort(order), device)]
 
     def fused_text_features(self, labels: torch.Tensor) -> torch.Tensor:
@@ -354,7 +339,7 @@ class CSDN(CLIPVIReID):
         cams = self.cams_of(samples)
         feats = None
         with self._cache_encoder_mode():
-            for modality in (VISIBLE, INFRARED):
+            for modality in (VIS_ID, IR_ID):
                 idx = torch.nonzero(modalities == modality).squeeze(1)
                 if not idx.numel():
                     continue
@@ -398,7 +383,7 @@ class CSDN(CLIPVIReID):
                     data_samples: dict) -> Dict[str, torch.Tensor]:
         """Stage 1 on cached features ``v [B, D]``: each feature against the
         text of its modality's prompt learner."""
-        # host labels / modalities (see mmvireid.models.utils.checks)
+        # host labels / modalities (see mmvireid.models.utils.device)
         labels = self.labels_of(data_samples)
         modalities = self.modalities_of(data_samples)
         text = self.modality_text_features(labels, modalities)
@@ -441,38 +426,26 @@ class CSDN(CLIPVIReID):
             if cams is not None:
                 cams = torch.cat([cams, cams[source]])
 
-        feat, proj = self.image_encoder(
-            inputs, modality=modalities, cam_ids=cams)
-        out = self.head([feat, proj])
-        f, v = out['feats']
-        logits_f, logits_v = out['logits']
         first_view = torch.arange(len(inputs)) < num_first
-        vis = torch.nonzero(first_view & (modalities == VISIBLE)).squeeze(1)
-        ir = torch.nonzero(modalities == INFRARED).squeeze(1)
+        vis = torch.nonzero(first_view & (modalities == VIS_ID)).squeeze(1)
+        ir = torch.nonzero(modalities == IR_ID).squeeze(1)
         if not vis.numel() or not ir.numel():
             raise ValueError(
                 'CSDN finetune needs visible and infrared images in every '
                 f'batch, got {vis.numel()} visible and {ir.numel()} infrared'
                 '; use CrossModalIdentitySampler')
+
+        out = self.train_features(inputs, modalities, cams)
+        # ID and triplet on f and v, one term each, and the accuracy
+        losses = self.id_triplet_losses(out, labels)
+        f, v = out['feats']
         vis_d, ir_d = to_device(vis, device), to_device(ir, device)
         T = self.class_text_feats
-        w = self.loss_weights
-        losses = dict(
-            loss_id=w['id'] * self.id_loss(logits_f, labels),
-            loss_id_proj=w['id'] * self.id_loss(logits_v, labels),
-            loss_triplet=w['triplet'] * self.triplet_loss(f, labels),
-            loss_triplet_proj=w['triplet'] * self.triplet_loss(v, labels),
-            loss_i2t_vis=w['i2t_vis'] *
-            self.i2t_loss(v[vis_d], T, labels[vis]),
-            loss_i2t_ir=w['i2t_ir'] * self.i2t_loss(v[ir_d], T, labels[ir]))
+        losses['loss_i2t_vis'] = self.i2t_vis_loss(v[vis_d], T, labels[vis])
+        losses['loss_i2t_ir'] = self.i2t_ir_loss(v[ir_d], T, labels[ir])
         if self.msel_loss is not None:
             # [first visible view; infrared], aligned by position.
             pair, pair_d = torch.cat([vis, ir]), torch.cat([vis_d, ir_d])
-            losses['loss_msel'] = w['msel'] * self.msel_loss(
-                f[pair_d], labels[pair])
-            losses['loss_msel_proj'] = w['msel'] * self.msel_loss(
-                v[pair_d], labels[pair])
-        with torch.no_grad():
-            losses['acc'] = (logits_f.argmax(1) == to_device(
-                labels, device)).float().mean()
+            losses['loss_msel'] = self.msel_loss(f[pair_d], labels[pair])
+            losses['loss_msel_proj'] = self.msel_loss(v[pair_d], labels[pair])
         return losses

@@ -12,7 +12,7 @@ from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
 from mmvireid.registry import MODELS
-from ..utils.checks import to_device
+from ..utils.device import to_device
 from .clip_vireid import CLIPVIReID
 
 __all__ = ['EEES']
@@ -75,8 +75,7 @@ class EEES(CLIPVIReID):
         desc_batch_size (int): Descriptions per text-encoder call in
             :meth:`prepare_stage_data`. Defaults to 256.
         **kwargs: :class:`CLIPVIReID` arguments (encoders, prompt learner,
-            head, ``num_classes``, baseline losses and weights, test
-            feature, ...).
+            head, ``num_classes``, baseline losses, test feature, ...).
     """
 
     STAGES = ('prompt', 'finetune')
@@ -215,22 +214,13 @@ class EEES(CLIPVIReID):
             torch.tensor(idx), self.desc_feats.device)]
 
     # ---------------------------------------------------------------- losses
-    def loss_finetune(self, inputs: torch.Tensor,
-                      data_samples: List) -> Dict[str, torch.Tensor]:
-        """Baseline fine-tuning losses plus ESE, CVSC and CMSP."""
+    def finetune_losses(self, out: dict,
+                        data_samples: List) -> Dict[str, torch.Tensor]:
+        """The baseline fine-tuning terms (:class:`CLIPVIReID`) plus ESE,
+        CVSC and CMSP on the same forward outputs."""
+        losses = super().finetune_losses(out, data_samples)
         if not self.uses_descriptions:
-            return super().loss_finetune(inputs, data_samples)
-        # The baseline computes the head outputs inside its loss; catch
-        # them on the way instead of running the encoder a second time or
-        # duplicating the baseline's loss code.
-        captured = {}
-        handle = self.head.register_forward_hook(
-            lambda module, args, output: captured.setdefault('out', output))
-        try:
-            losses = super().loss_finetune(inputs, data_samples)
-        finally:
-            handle.remove()
-        out = captured['out']
+            return losses
         branch = 'feats' if self.semantic_feature == 'proj' else 'bn_feats'
         img = out[branch][1]  # the projected branch
         text = self.description_features(data_samples).to(img.dtype)

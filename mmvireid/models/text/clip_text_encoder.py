@@ -5,19 +5,16 @@ open_clip's ``CLIP.encode_text`` only takes token ids. Prompt learners
 replace some token embeddings by learnt vectors, so the same computation is
 exposed here on embeddings (:meth:`CLIPTextEncoder.forward_embeddings`).
 """
-import logging
 from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import initialize
 
 from mmvireid.registry import MODELS
 from ..utils.open_clip_builder import (build_open_clip,
                                        check_pretrained_activation,
-                                       load_clip_weights)
+                                       init_clip_tower, load_clip_weights)
 
 __all__ = ['CLIPTextEncoder']
 
@@ -131,22 +128,11 @@ class CLIPTextEncoder(BaseModule):
     # weights / mode
     # ------------------------------------------------------------------ #
     def init_weights(self) -> None:
-        """Run ``init_cfg`` (if any), then load the CLIP text tower last, so
-        that no initialiser (own or a parent's) overwrites it."""
-        if self.is_init:
-            print_log(
-                'init_weights of CLIPTextEncoder has been called more than '
-                'once; the CLIP weights are not reloaded.',
-                logger='current',
-                level=logging.WARNING)
-            return
-        # The open_clip submodules have no init_weights of their own, so
-        # only this module's init_cfg has to run (BaseModule.init_weights
-        # would also log, as a top-level module, the parameters as
-        # unchanged before the CLIP weights below are loaded).
-        if self.init_cfg:
-            initialize(self, self.init_cfg)
-        self._is_init = True
+        """Run ``init_cfg`` (if any), then load the CLIP text tower
+        (:func:`init_clip_tower`)."""
+        init_clip_tower(self, self._load_clip_weights)
+
+    def _load_clip_weights(self) -> None:
         if self.pretrained is not None:
             load_clip_weights(
                 self,

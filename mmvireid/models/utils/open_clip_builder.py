@@ -20,18 +20,20 @@ import os
 import os.path as osp
 import zipfile
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence, Union
+from typing import Callable, Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import initialize
 
 from .pos_embed import infer_pos_embed_grid, resize_grid_pos_embed
 
 __all__ = [
     'build_open_clip', 'load_clip_weights', 'load_clip_state_dict',
     'convert_openai_torchscript', 'is_torchscript_archive', 'resnet_grid_size',
-    'check_pretrained_activation'
+    'check_pretrained_activation', 'init_clip_tower'
 ]
 
 ArchType = Union[str, dict]
@@ -504,3 +506,33 @@ def load_clip_weights(module: nn.Module,
         unexpected_keys=unexpected,
         mismatched_keys=mismatched,
         resized_keys=resized)
+
+
+def init_clip_tower(tower: BaseModule, load: Callable[[], None]) -> None:
+    """``init_weights`` of a CLIP tower: ``init_cfg`` first, CLIP weights last.
+
+    The CLIP weights are loaded last, so that neither the tower's own
+    ``init_cfg`` nor a parent's initialiser (which runs before its children's
+    ``init_weights``) can overwrite them. A second call only warns: the
+    weights are not reloaded over what training has changed since.
+
+    Args:
+        tower (BaseModule): The image or text encoder.
+        load (callable): Loads the tower's CLIP weights (and does what must
+            follow the load); called once, after ``init_cfg``.
+    """
+    if tower.is_init:
+        print_log(
+            f'init_weights of {type(tower).__name__} has been called more '
+            'than once; the CLIP weights are not reloaded.',
+            logger='current',
+            level=logging.WARNING)
+        return
+    # The open_clip submodules have no init_weights of their own, so only
+    # the tower's init_cfg has to run (BaseModule.init_weights would also
+    # log, as a top-level module, the parameters as unchanged before the
+    # CLIP weights are loaded).
+    if tower.init_cfg:
+        initialize(tower, tower.init_cfg)
+    tower._is_init = True
+    load()
