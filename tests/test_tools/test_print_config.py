@@ -10,7 +10,7 @@ import sys
 import pytest
 from mmengine.config import Config
 
-from mmvireid.engine.schedulers.warmup_cosine_lr import timm_cosine_value
+from mmvireid.engine.schedulers.timm_cosine_lr import timm_cosine_value
 from mmvireid.utils.stage_summary import stage_summary
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -1,5 +1,5 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
-from .warmup_cosine_lr import TimmCosineLR, timm_cosine_value
+from .timm_cosine_lr import TimmCosineLR, timm_cosine_value
 from .warmup_multistep_lr import WarmupMultiStepLR, warmup_multistep_factor
 
 __all__ = [
