@@ -220,7 +220,7 @@ def test_vit_b16_recipe_swaps_the_backbone(monkeypatch, skip_random_init):
     assert 'last_stride' not in cfg.model.image_encoder
     # CLIP-ReID's ViT recipe: epochs 120 / 60, ID weight 0.25
     assert [s['epochs'] for s in cfg.train_cfg.stages] == [120, 60]
-    assert model.loss_weights['id'] == 0.25
+    assert model.id_loss.loss_weight == 0.25
     assert cfg.optim_wrapper.finetune.optimizer.lr == 5e-6
     # the data are the RN50 recipe's
     assert cfg.train_dataloader == base_cfg.train_dataloader
@@ -254,7 +254,8 @@ def test_example_losses(monkeypatch):
                               monkeypatch)
     assert type(model.triplet_loss).__name__ == 'WRTTripletLoss'
     assert model.id_loss.epsilon == 0.0
-    assert model.loss_weights == dict(id=1.0, triplet=0.15, i2t=1.0)
+    assert (model.id_loss.loss_weight, model.triplet_loss.loss_weight,
+            model.i2t_loss.loss_weight) == (1.0, 0.15, 1.0)
 
 
 def test_example_stage_plan_only():

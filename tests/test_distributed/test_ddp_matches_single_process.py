@@ -108,7 +108,7 @@ CLIP_VIREID = '''
 model = dict(
     num_classes=8,
     prompt_loss=dict(type='PerSampleCosineLoss'),
-    loss_weights=dict(triplet=0.0))
+    triplet_loss=dict(loss_weight=0.0))
 train_cfg = dict(stages=[
     dict(name='prompt', epochs=2, validate=False,
          feature_cache=dict(pipeline=test_pipeline, batch_size={cache_batch},
@@ -150,7 +150,7 @@ model = dict(
         embed_width=64),
     prompt_loss=dict(type='PerSampleCosineLoss'),
     msel_loss=None,
-    loss_weights=dict(triplet=0.0),
+    triplet_loss=dict(type='WRTTripletLoss', loss_weight=0.0),
     fusion=dict(type='SIIFusion', dropout=0.0),
     class_text_dropout=False)
 train_cfg = dict(stages=[

@@ -21,7 +21,7 @@ def _nan_config(root, work_dir):
     # loss of the first fine-tuning step NaN
     cfg = toy_config(root, work_dir, prompt_epochs=1, finetune_epochs=2,
                      validate=True)
-    cfg.model.loss_weights = dict(i2t=float('nan'))
+    cfg.model.i2t_loss.loss_weight = float('nan')
     cfg.default_hooks.checkpoint = dict(
         type='CheckpointHook', interval=1, max_keep_ckpts=-1,
         save_best='reid/Rank-1', rule='greater')

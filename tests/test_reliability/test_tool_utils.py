@@ -59,7 +59,7 @@ def test_cfg_options_may_add_keys_but_not_misspell_them():
     # new keys without a close existing spelling are legitimate
     check_cfg_options(cfg, {'sync_bn': 'torch'})
     check_cfg_options(cfg, {'train_dataloader.num_batch_per_epoch': 2})
-    check_cfg_options(cfg, {'model.loss_weights.i2t': 0.5})
+    check_cfg_options(cfg, {'model.i2t_loss.loss_weight': 0.5})
     check_cfg_options(cfg, {'train_cfg.stages.1.epochs': 3})
     # top level: only the Runner's keys are read
     with pytest.raises(UserInputError) as exc:

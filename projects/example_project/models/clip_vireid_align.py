@@ -27,6 +27,9 @@ class CLIPVIReIDAlign(CLIPVIReID):
 
         L_align = w_id * sum_b ID(logits_b) + w_msel * sum_b MSEL(bn_feat_b)
 
+    (each ``w`` the ``loss_weight`` of its loss config, applied once to the
+    sum over the branches ``b``).
+
     MSEL needs the cross-modal identity sampler's batch layout (P identities
     x K visible images, then the same identities x K infrared images), which
     the image loader of the stage provides.
@@ -35,12 +38,10 @@ class CLIPVIReIDAlign(CLIPVIReID):
         msel_loss (dict): The MSEL config; ``num_pos`` must equal the
             sampler's ``num_instances``. Defaults to
             ``dict(type='MSELLoss', num_pos=4)``.
-        **kwargs: :class:`CLIPVIReID` arguments; ``loss_weights`` may also
-            set ``msel``.
+        **kwargs: :class:`CLIPVIReID` arguments.
     """
 
     STAGES = CLIPVIReID.STAGES + ('align', )
-    DEFAULT_LOSS_WEIGHTS = dict(CLIPVIReID.DEFAULT_LOSS_WEIGHTS, msel=1.0)
 
     def __init__(self,
                  *args,
@@ -56,9 +57,7 @@ class CLIPVIReIDAlign(CLIPVIReID):
         with torch.no_grad():  # frozen encoders: no activations kept
             feat, proj = self.image_features(inputs, data_samples)
         out = self.head([feat, proj])
-        w = self.loss_weights
+        # a sequence of inputs: the loss summed over them, weighted once
         return dict(
-            loss_id=w['id'] *
-            sum(self.id_loss(logit, labels) for logit in out['logits']),
-            loss_msel=w['msel'] *
-            sum(self.msel_loss(f, labels) for f in out['bn_feats']))
+            loss_id=self.id_loss(out['logits'], labels),
+            loss_msel=self.msel_loss(out['bn_feats'], labels))
