@@ -28,13 +28,9 @@ model = dict(
     # term), weighted 0.15 as there
     triplet_loss=dict(_delete_=True, type='WRTTripletLoss', loss_weight=0.15),
     triplet_features=('feat', 'proj'),
-    # Explicit semantics (the abstract's ESE, CVSC, CMSP); the loss_weight
-    # of each is its lambda. Chosen on the toy so that every term carries a
-    # measurable share of the gradient (tools/analysis_tools/
-    # loss_grad_share.py, docs/en/methods/eees.md): CMSP's squared gap is
-    # ~1e-2, so at weight 1 it had 1 % of the image-feature gradient; at 20
-    # it has 17 % at the start of fine-tuning. Set a loss to None to switch
-    # it off (configs/eees_ablation/).
+    # Explicit semantics (ESE, CVSC, CMSP); each loss_weight is its lambda,
+    # chosen in docs/en/methods/eees.md. None switches a loss off
+    # (configs/eees_ablation/).
     ese_loss=dict(
         type='ESELoss',
         temperature=0.07,
