@@ -746,18 +746,19 @@ def _write_llcm(w: _Writer, num_ids: int, k: int) -> dict:
 #: indoor cameras 1, 2 and 189 in the outdoor cameras 4, 5, so the
 #: single-shot galleries hold 301 (all) and 112 (indoor) images and the
 #: multi-shot ones 3,010 and 1,120, the sizes the protocol reports. The
-#: release keeps about 20 images per folder (22,258 / 20 and 11,909 / 20 are
-#: within a folder of whole numbers); the number of test visible images is
-#: not published: 20 per folder (6,020) is our estimate.
+#: train counts fit about 20 images per folder (22,258 / 20 and 11,909 / 20
+#: are within a folder of whole numbers); the number of test visible images
+#: is not published: 20 per folder (6,020) is our estimate.
 #:
 #: LLCM (Zhang & Wang, CVPR 2023): 46,767 images of 1,064 identities; 713
 #: train identities with 16,946 visible and 13,975 near-infrared images
 #: (30,921) and 351 test identities with 8,680 visible and 7,166
-#: near-infrared images (15,846). The per-modality train split is the
-#: paper's table as we read it (its sum matches the 30,921 of the release);
-#: the numbers of (identity, camera) folders (484 per test modality, as
-#: tools/analysis_tools/benchmark_eval.py assumes) and so the images per
-#: folder are estimates.
+#: near-infrared images (15,846). The test counts are the ones
+#: tools/analysis_tools/benchmark_eval.py uses; the per-modality train split
+#: is the commonly cited one, not checked against the paper here (its sum
+#: is the 30,921 training images of the release); the numbers of (identity,
+#: camera) folders (484 per test modality, as benchmark_eval.py assumes) and
+#: so the images per folder are estimates.
 FULL_SCALE = dict(
     sysu=dict(
         train_ids=296,
