@@ -13,11 +13,17 @@ a resume checkpoint needs. numpy pickles its dtype classes as
 (``HistoryBuffer`` pickles its statistics methods the same way)
 would defeat the safety check, so that name is bound to
 :func:`_restricted_getattr`, which resolves only those.
+
+The module is the one home of checkpoint logic other than writing (which is
+:class:`~mmvireid.engine.hooks.AtomicCheckpointHook`): safe loading, fit
+checks against a model, and which files of a work dir are complete.
 """
 import ast
+import os
 import os.path as osp
 import pickle
 import re
+import zipfile
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -31,7 +37,8 @@ __all__ = [
     'safe_load_checkpoint', 'register_safe_checkpoint_loader',
     'UnsafeCheckpointError', 'CorruptCheckpointError', 'NotACheckpointError',
     'CheckpointMismatchError', 'resume_safe_globals', 'mismatched_shapes',
-    'checkpoint_model_type', 'describe_mismatch', 'load_model_checkpoint'
+    'checkpoint_model_type', 'describe_mismatch', 'load_model_checkpoint',
+    'is_complete_checkpoint', 'newest_complete_checkpoint'
 ]
 
 
@@ -342,3 +349,30 @@ def register_safe_checkpoint_loader() -> None:
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_local, force=True)
     _REGISTERED = True
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a complete torch zip checkpoint (a kill while
+    writing leaves no zip directory at the end)."""
+    try:
+        with open(path, 'rb') as f:
+            if f.read(4) != b'PK\x03\x04':
+                return False
+        return zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def newest_complete_checkpoint(work_dir: str) -> Optional[str]:
+    """The ``epoch_N.pth`` / ``iter_N.pth`` of ``work_dir`` with the largest
+    N whose file is complete, or None."""
+    found = []
+    for name in os.listdir(work_dir) if osp.isdir(work_dir) else ():
+        match = re.fullmatch(r'(epoch|iter)_(\d+)\.pth', name)
+        if match:
+            found.append((int(match.group(2)), name))
+    for _, name in sorted(found, reverse=True):
+        path = osp.join(work_dir, name)
+        if is_complete_checkpoint(path):
+            return path
+    return None

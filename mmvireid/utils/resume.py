@@ -1,16 +1,14 @@
 # Copyright (c) mmvireid contributors. All rights reserved.
 """``--resume``: find, check and refuse checkpoints before a run starts."""
 import logging
-import os
 import os.path as osp
-import re
 import zipfile
 from typing import Optional
 
 from mmengine.logging import print_log
 
 from .checkpoint import (CheckpointMismatchError, checkpoint_model_type,
-                         safe_load_checkpoint)
+                         newest_complete_checkpoint, safe_load_checkpoint)
 from .errors import UserInputError
 
 __all__ = [
@@ -19,33 +17,6 @@ __all__ = [
     'check_resume_compatible',
     'newest_complete_checkpoint',
 ]
-
-
-def _complete_checkpoint(path: str) -> bool:
-    """Whether ``path`` is a complete torch zip checkpoint (a kill while
-    writing leaves no zip directory at the end)."""
-    try:
-        with open(path, 'rb') as f:
-            if f.read(4) != b'PK\x03\x04':
-                return False
-        return zipfile.is_zipfile(path)
-    except OSError:
-        return False
-
-
-def newest_complete_checkpoint(work_dir: str) -> Optional[str]:
-    """The ``epoch_N.pth`` / ``iter_N.pth`` of ``work_dir`` with the largest
-    N whose file is complete, or None."""
-    found = []
-    for name in os.listdir(work_dir) if osp.isdir(work_dir) else ():
-        match = re.fullmatch(r'(epoch|iter)_(\d+)\.pth', name)
-        if match:
-            found.append((int(match.group(2)), name))
-    for _, name in sorted(found, reverse=True):
-        path = osp.join(work_dir, name)
-        if _complete_checkpoint(path):
-            return path
-    return None
 
 
 def check_auto_resume(work_dir: str) -> Optional[str]:
