@@ -445,11 +445,13 @@ class VLMCaptioner:
     ``captioner(images, prompts) -> texts``.
 
     Loads ``AutoProcessor`` and ``AutoModelForImageTextToText`` by name
-    (a hub id or a local folder). Each prompt becomes a one-turn
-    conversation ``[{'role': 'user', 'content': [{'type': 'image'},
-    {'type': 'text', 'text': prompt}]}]`` rendered by the processor's chat
-    template (or ``prompt_format`` when given). A batch is padded on the
-    left and decoded greedily; only the new tokens are returned.
+    (a hub id or a local folder); :meth:`from_model` wraps a model and
+    processor built elsewhere, with the same options. Each prompt becomes a
+    one-turn conversation ``[{'role': 'user', 'content': [{'type':
+    'image'}, {'type': 'text', 'text': prompt}]}]`` rendered by the
+    processor's chat template (or ``prompt_format`` when given). A batch is
+    padded on the left and decoded greedily; only the new tokens are
+    returned.
 
     Args:
         model_name (str): Hub id or folder of the model and its processor.
@@ -475,6 +477,59 @@ class VLMCaptioner:
                  image_fit: str = 'pad',
                  prompt_format: Optional[str] = None,
                  trust_remote_code: bool = False):
+        self._set_options(device, dtype, max_new_tokens, image_fit,
+                          prompt_format)
+        transformers = _import_transformers()
+        # the processor is checked before the (large) model is loaded
+        self._set_processor(
+            transformers.AutoProcessor.from_pretrained(
+                model_name, trust_remote_code=trust_remote_code),
+            f'The processor of "{model_name}"')
+        self._set_model(
+            transformers.AutoModelForImageTextToText.from_pretrained(
+                model_name,
+                dtype=self.dtype,
+                trust_remote_code=trust_remote_code))
+
+    @classmethod
+    def from_model(cls,
+                   model,
+                   processor,
+                   device: str = 'auto',
+                   dtype: str = 'auto',
+                   max_new_tokens: int = 96,
+                   image_fit: str = 'pad',
+                   prompt_format: Optional[str] = None) -> 'VLMCaptioner':
+        """A captioner around a model and processor already built (e.g. a
+        random-weight model of a given architecture, or one loaded with
+        options of its own); the options are those of the class.
+
+        The model is cast to ``dtype``, moved to ``device`` and put in eval
+        mode; the processor's tokenizer is set to pad on the left (both in
+        place). ``trust_remote_code`` has no meaning here: nothing is
+        loaded.
+
+        Args:
+            model (transformers.PreTrainedModel): An image-text-to-text
+                model (``generate`` takes the processor's outputs).
+            processor (transformers.ProcessorMixin): Its processor, with a
+                tokenizer and a chat template (or pass ``prompt_format``).
+
+        Returns:
+            VLMCaptioner: Describes images as one loaded by name would.
+        """
+        # __init__ loads by name; the shared setup below is all it does
+        # besides loading
+        captioner = cls.__new__(cls)
+        captioner._set_options(device, dtype, max_new_tokens, image_fit,
+                               prompt_format)
+        captioner._set_processor(processor, 'The processor')
+        captioner._set_model(model.to(captioner.dtype))
+        return captioner
+
+    def _set_options(self, device: str, dtype: str, max_new_tokens: int,
+                     image_fit: str, prompt_format: Optional[str]) -> None:
+        """Check and store the options (before anything is loaded)."""
         from mmvireid.utils.tool_utils import UserInputError
         if image_fit not in IMAGE_FITS:
             raise ValueError(f'image_fit must be one of {IMAGE_FITS}, got '
@@ -482,32 +537,36 @@ class VLMCaptioner:
         if prompt_format is not None and '{prompt}' not in prompt_format:
             raise UserInputError('--prompt-format must contain "{prompt}", '
                                  f'got {prompt_format!r}')
-        transformers = _import_transformers()
         self.device = _resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.max_new_tokens = max_new_tokens
         self.image_fit = image_fit
         self.prompt_format = prompt_format
-        self.processor = transformers.AutoProcessor.from_pretrained(
-            model_name, trust_remote_code=trust_remote_code)
-        tokenizer = getattr(self.processor, 'tokenizer', None)
+
+    def _set_processor(self, processor, described_as: str) -> None:
+        """Check the processor (a tokenizer; a chat template unless
+        ``prompt_format``) and make its tokenizer pad on the left."""
+        from mmvireid.utils.tool_utils import UserInputError
+        tokenizer = getattr(processor, 'tokenizer', None)
         if tokenizer is None:
             raise UserInputError(
-                f'The processor of "{model_name}" has no tokenizer; the vlm '
-                'backend needs an image-text-to-text model.')
+                f'{described_as} has no tokenizer; the vlm backend needs an '
+                'image-text-to-text model.')
         tokenizer.padding_side = 'left'  # prompts of a batch end together
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        self.tokenizer = tokenizer
-        if prompt_format is None and not getattr(self.processor,
-                                                 'chat_template', None):
+        if self.prompt_format is None and not getattr(processor,
+                                                      'chat_template', None):
             raise UserInputError(
-                f'The processor of "{model_name}" has no chat template; '
-                'pass the conversation format with --prompt-format, e.g. '
+                f'{described_as} has no chat template; pass the '
+                'conversation format with --prompt-format, e.g. '
                 f'"{LLAVA_FORMAT}" for LLaVA-1.5.')
-        self.model = transformers.AutoModelForImageTextToText.from_pretrained(
-            model_name, dtype=self.dtype,
-            trust_remote_code=trust_remote_code).to(self.device)
+        self.processor = processor
+        self.tokenizer = tokenizer
+
+    def _set_model(self, model) -> None:
+        """The model on ``self.device``, in eval mode."""
+        self.model = model.to(self.device)
         self.model.eval()
 
     def render_prompt(self, prompt: str) -> str:

@@ -50,11 +50,16 @@ def _load(name, *parts):
 gd = _load('generate_descriptions', 'tools', 'generate_descriptions.py')
 
 
-def build_tiny_vlm(out_dir: str) -> str:
+def build_tiny_llava():
     """A LLaVA-1.5-layout model (CLIP vision tower, 2-layer Llama) of width
-    32 with a byte-level BPE tokenizer trained on the prompts; saved with
-    its processor (CLIP image processor: shortest edge 28, centre crop
-    28 x 28, as LLaVA-1.5's does at 336) and chat template."""
+    32 with a byte-level BPE tokenizer trained on the prompts, and its
+    processor (CLIP image processor: shortest edge 28, centre crop 28 x 28,
+    as LLaVA-1.5's does at 336) with the chat template. The same weights
+    and vocabulary on every call.
+
+    Returns:
+        tuple: ``(model, processor)``.
+    """
     from tokenizers import (Tokenizer, decoders, models, pre_tokenizers,
                             trainers)
     from transformers import (CLIPImageProcessor, CLIPVisionConfig,
@@ -107,6 +112,12 @@ def build_tiny_vlm(out_dir: str) -> str:
         tokenizer=tokenizer, patch_size=14,
         vision_feature_select_strategy='default',
         num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)
+    return model, processor
+
+
+def build_tiny_vlm(out_dir: str) -> str:
+    """:func:`build_tiny_llava`, saved to ``out_dir`` (loadable by name)."""
+    model, processor = build_tiny_llava()
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
@@ -193,6 +204,56 @@ def test_captioner_uses_the_chat_template_batched(tiny_vlm):
     assert together[0] == alone[0] and all(t.strip() for t in together)
     with pytest.raises(ValueError, match='must contain "{prompt}"'):
         gd.VLMCaptioner(tiny_vlm, device='cpu', prompt_format='USER:')
+
+
+def test_from_model_describes_as_loading_by_name(tiny_vlm):
+    """A model built in memory, wrapped with ``from_model``, gives the same
+    descriptions as the same model saved and loaded by its folder, with
+    the default options and with every option changed; the options are
+    checked as ``__init__`` checks them."""
+    images = [
+        Image.fromarray(
+            np.random.default_rng(seed).integers(
+                0, 256, (40, 20, 3), dtype=np.uint8)) for seed in range(3)
+    ]
+    prompts = [gd.VIS_PROMPT, gd.IR_PROMPT, 'Describe.']
+    variants = [
+        dict(max_new_tokens=6),
+        dict(
+            max_new_tokens=4, image_fit='crop', prompt_format=gd.LLAVA_FORMAT),
+    ]
+    for options in variants:
+        by_name = gd.VLMCaptioner(tiny_vlm, device='cpu', **options)
+        model, processor = build_tiny_llava()
+        model.train()  # as built; from_model puts it in eval mode
+        wrapped = gd.VLMCaptioner.from_model(
+            model, processor, device='cpu', **options)
+        assert wrapped.model is model and not model.training
+        assert wrapped.dtype == by_name.dtype == torch.float32
+        assert processor.tokenizer.padding_side == 'left'
+        assert wrapped.render_prompt('Describe.') == \
+            by_name.render_prompt('Describe.')
+        expected = by_name(images, prompts)
+        # the zeroed special tokens: every caption is max_new_tokens long
+        assert all(text.strip() for text in expected)
+        assert wrapped(images, prompts) == expected
+    # image_fit reaches the model: padding instead of cropping (the chat
+    # template renders as LLAVA_FORMAT) changes the descriptions, so the
+    # comparison above would see an option that from_model dropped
+    assert expected != gd.VLMCaptioner.from_model(
+        model, processor, device='cpu', max_new_tokens=4)(images, prompts)
+
+    with pytest.raises(ValueError, match="image_fit must be one of"):
+        gd.VLMCaptioner.from_model(model, processor, image_fit='stretch')
+    with pytest.raises(ValueError, match='must contain "{prompt}"'):
+        gd.VLMCaptioner.from_model(model, processor, prompt_format='USER:')
+    processor.chat_template = None
+    with pytest.raises(ValueError, match='has no chat template'):
+        gd.VLMCaptioner.from_model(model, processor, device='cpu')
+    # with a prompt format no chat template is needed
+    formatted = gd.VLMCaptioner.from_model(
+        model, processor, device='cpu', **variants[-1])
+    assert formatted(images, prompts) == expected
 
 
 def test_end_to_end_into_training(tiny_vlm, tmp_path):

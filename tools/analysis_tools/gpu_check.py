@@ -492,25 +492,6 @@ def build_llava(small: bool, device: str, dtype):
     return model, processor
 
 
-def prebuilt_captioner(model, processor, device: str, dtype,
-                       max_new_tokens: int):
-    """``generate_descriptions.VLMCaptioner`` around a model built here
-    (its own ``__init__`` loads one by name): the same prompts, padding,
-    processor call and greedy ``generate``."""
-    import generate_descriptions as gd
-    captioner = gd.VLMCaptioner.__new__(gd.VLMCaptioner)
-    captioner.device = device
-    captioner.dtype = dtype
-    captioner.max_new_tokens = max_new_tokens
-    captioner.image_fit = 'pad'
-    captioner.prompt_format = None
-    captioner.processor = processor
-    processor.tokenizer.padding_side = 'left'
-    captioner.tokenizer = processor.tokenizer
-    captioner.model = model
-    return captioner
-
-
 def part_llava(ctx: Context) -> dict:
     """Images described per second by the vlm captioner (LLaVA-1.5-7B
     architecture, random weights)."""
@@ -521,15 +502,22 @@ def part_llava(ctx: Context) -> dict:
     import numpy as np
     import torch
     from PIL import Image
-    dtype = torch.bfloat16 if ctx.cuda else torch.float32
+    dtype_name = 'bfloat16' if ctx.cuda else 'float32'
+    dtype = gd.resolve_dtype(dtype_name, ctx.device)
     start = time.perf_counter()
     model, processor = build_llava(ctx.small, ctx.device, dtype)
     build_s = time.perf_counter() - start
     new_tokens = 8 if ctx.small else 64
     # every caption as long as a real one, whatever the random weights say
     model.generation_config.min_new_tokens = new_tokens
-    captioner = prebuilt_captioner(model, processor, ctx.device, dtype,
-                                   new_tokens)
+    # the tool's own captioner: the same prompts, padding, processor call
+    # and greedy generate as a model loaded by name
+    captioner = gd.VLMCaptioner.from_model(
+        model,
+        processor,
+        device=ctx.device,
+        dtype=dtype_name,
+        max_new_tokens=new_tokens)
     # toy images of both modalities, as the tool gets them (RGB, 2:1)
     rng = np.random.default_rng(0)
     files = []
