@@ -75,6 +75,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
+from mmvireid.structures import IR, MODALITIES, VIS
+
 VIS_PROMPT = (
     'Describe the person in this surveillance image in one sentence. '
     'Mention the gender, the hair, the upper-body clothing with its colour '
@@ -147,9 +149,9 @@ def template_sentence(attrs: Dict[str, str],
         str: One sentence.
     """
     from mmvireid.datasets.descriptions import strip_colour_words
-    if modality not in ('vis', 'ir'):
+    if modality not in MODALITIES:
         raise ValueError(f'modality must be "vis" or "ir", got {modality!r}')
-    colour = (lambda key: _known(attrs.get(key))) if modality == 'vis' \
+    colour = (lambda key: _known(attrs.get(key))) if modality == VIS \
         else (lambda key: None)
     person = {'female': 'woman', 'male': 'man'}.get(
         _known(attrs.get('gender')), 'person')
@@ -171,7 +173,7 @@ def template_sentence(attrs: Dict[str, str],
     with_hair = f' with {hair} hair,' if hair else ''
     text = (f'A {person}{with_hair} wearing {_article(top)} {top}, {bottom} '
             f'and {shoes}{carry}.')
-    if modality == 'ir' and purify:
+    if modality == IR and purify:
         text = strip_colour_words(text)
     return text
 
@@ -243,9 +245,9 @@ def sample_both_modalities(items: Sequence[ImageItem],
     if limit >= len(items):
         return list(items)
     groups = {m: [it for it in items if it.modality == m]
-              for m in ('vis', 'ir')}
-    take = dict(vis=(limit + 1) // 2, ir=limit // 2)
-    for mod, other in (('vis', 'ir'), ('ir', 'vis')):
+              for m in MODALITIES}
+    take = {VIS: (limit + 1) // 2, IR: limit // 2}
+    for mod, other in ((VIS, IR), (IR, VIS)):
         spare = take[mod] - len(groups[mod])
         if spare > 0:
             take[mod] -= spare
@@ -256,7 +258,7 @@ def sample_both_modalities(items: Sequence[ImageItem],
         picks[mod] = [group[(j * len(group)) // n] for j in range(n)]
     out = []
     for j in range(max(len(p) for p in picks.values())):
-        out.extend(p[j] for p in (picks['vis'], picks['ir']) if j < len(p))
+        out.extend(p[j] for p in (picks[VIS], picks[IR]) if j < len(p))
     return out
 
 
@@ -901,7 +903,7 @@ def generate_descriptions(items: Sequence[ImageItem],
                         f'{len(batch)} images.')
                 for item, text in zip(batch, texts):
                     text = ' '.join((text or '').split())
-                    if item.modality == 'ir':
+                    if item.modality == IR:
                         clean = strip_colour_words(text)
                         ir_filtered += clean != text
                         text = clean
@@ -996,8 +998,8 @@ def check_descriptions(items: Sequence[ImageItem], path: str) -> dict:
     report = audit_descriptions(
         read_descriptions(path), {it.key: it.modality for it in items})
     report['ok'] = all(report[m]['missing'] == 0 and report[m]['empty'] == 0
-                       for m in ('vis', 'ir')) and \
-        report['ir']['colour_texts'] == 0
+                       for m in MODALITIES) and \
+        report[IR]['colour_texts'] == 0
     return report
 
 
@@ -1015,19 +1017,19 @@ def format_check(report: dict, path: str) -> str:
     for name, key in rows:
         lines.append(f'{name:<22}{report["vis"][key]:>10}'
                      f'{report["ir"][key]:>10}')
-    for mod in ('vis', 'ir'):
+    for mod in MODALITIES:
         w = report[mod]['words']
         lines.append(f'words per text, {mod:<3}: min {w["min"]}, mean '
                      f'{w["mean"]:.1f}, median {w["median"]:g}, max '
                      f'{w["max"]}')
-    if report['ir']['colour_texts']:
+    if report[IR]['colour_texts']:
         words = ', '.join(f'{w} ({n})' for w, n in list(
-            report['ir']['colour_words'].items())[:8])
+            report[IR]['colour_words'].items())[:8])
         lines.append(f'colour words in infrared texts: {words}; e.g. '
                      f'{report["ir"]["examples"]["colour"]}. Rerun the tool '
                      '(any backend, nothing left to describe) to filter '
                      'them.')
-    for mod in ('vis', 'ir'):
+    for mod in MODALITIES:
         for kind in ('missing', 'empty'):
             if report[mod]['examples'][kind]:
                 lines.append(f'{kind} ({mod}): '

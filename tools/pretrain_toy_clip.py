@@ -51,6 +51,8 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from PIL import Image
 
+from mmvireid.structures import IR, VIS
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'dataset_converters'))
 from make_toy_vireid import make_identity, render_person  # noqa: E402
@@ -66,10 +68,9 @@ ARCH_CONFIGS = dict(
 #: the RN's 3e-3).
 ARCH_LR = dict(tiny_rn=3e-3, tiny_vit=1e-3)
 #: (modality, camera) of the images rendered per person.
-VIEWS = (('vis', 1), ('vis', 2), ('vis', 4), ('vis', 5), ('ir', 3),
-         ('ir', 6))
-VIS_VIEWS = np.array([i for i, (m, _) in enumerate(VIEWS) if m == 'vis'])
-IR_VIEWS = np.array([i for i, (m, _) in enumerate(VIEWS) if m == 'ir'])
+VIEWS = ((VIS, 1), (VIS, 2), (VIS, 4), (VIS, 5), (IR, 3), (IR, 6))
+VIS_VIEWS = np.array([i for i, (m, _) in enumerate(VIEWS) if m == VIS])
+IR_VIEWS = np.array([i for i, (m, _) in enumerate(VIEWS) if m == IR])
 #: People kept out of training for the final checks.
 NUM_EVAL_IDS = 200
 
@@ -321,9 +322,9 @@ def pretrain(arch: str,
 
 def _pretrain(arch, out, settings, num_ids, steps, batch_size, lr, seed,
               log_interval, eval_ids, workers) -> dict:
-    from mmvireid.utils.fileio import atomic_write
     from mmvireid.models.text import CLIPTextEncoder
     from mmvireid.models.utils.open_clip_builder import build_open_clip
+    from mmvireid.utils.fileio import atomic_write
     start = time.perf_counter()
     rng = np.random.default_rng([seed, 31337])
 
