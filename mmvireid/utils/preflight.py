@@ -24,6 +24,7 @@ __all__ = [
     'preflight_datasets',
     'preflight_training',
     'check_cfg_options',
+    'load_config',
     'check_writable',
     'check_pretrained_files',
     'check_num_classes',
@@ -291,6 +292,21 @@ def _keys_holding(cfg, name: str) -> list:
 
     walk({k: v for k, v in cfg.items() if k in RUNNER_KEYS}, '')
     return found
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read a config and apply ``--cfg-options`` after
+    :func:`check_cfg_options` has refused misspelt keys, as the tools do.
+
+    Args:
+        path (str): The config file.
+        cfg_options (dict, optional): ``--cfg-options`` key/value pairs.
+    """
+    cfg = Config.fromfile(path)
+    if cfg_options is not None:
+        check_cfg_options(cfg, cfg_options)
+        cfg.merge_from_dict(cfg_options)
+    return cfg
 
 
 def check_cfg_options(cfg, options) -> None:

@@ -23,11 +23,11 @@ depend on them, and nothing is downloaded).
 import argparse
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from mmvireid.utils import register_all_modules
-from mmvireid.utils.tool_utils import (UserInputError, check_cfg_options,
-                                       run_or_explain)
+from mmvireid.utils.preflight import load_config
+from mmvireid.utils.tool_utils import UserInputError, run_or_explain
 
 
 def parse_args(argv=None):
@@ -73,10 +73,7 @@ def main(argv=None) -> None:
         from mmvireid.apis.inferencer import _drop_pretrained
         from mmvireid.utils.complexity import encoder_complexity
         from mmvireid.utils.stage_summary import stage_summary
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options is not None:
-            check_cfg_options(cfg, args.cfg_options)
-            cfg.merge_from_dict(args.cfg_options)
+        cfg = load_config(args.config, args.cfg_options)
         if 'model' not in cfg:
             raise UserInputError(f'{args.config}: the config has no "model".')
         _drop_pretrained(cfg.model)

@@ -15,12 +15,12 @@ built but the schedulers: no model, no dataset.
 import argparse
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from mmvireid.utils import register_all_modules
+from mmvireid.utils.preflight import load_config
 from mmvireid.utils.stage_summary import format_stage_summary, stage_summary
-from mmvireid.utils.tool_utils import (UserInputError, check_cfg_options,
-                                       run_or_explain)
+from mmvireid.utils.tool_utils import UserInputError, run_or_explain
 
 
 def parse_args(argv=None):
@@ -46,10 +46,7 @@ def main(argv=None) -> None:
     register_all_modules(init_default_scope=False)
 
     def show():
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options is not None:
-            check_cfg_options(cfg, args.cfg_options)
-            cfg.merge_from_dict(args.cfg_options)
+        cfg = load_config(args.config, args.cfg_options)
         if not args.summary_only:
             import rich.console
             rich.console.Console().print(cfg.pretty_text, markup=False)

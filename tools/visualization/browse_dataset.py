@@ -25,12 +25,13 @@ import os.path as osp
 import sys
 
 import mmcv
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import set_random_seed
 
 from mmvireid.utils import register_all_modules
-from mmvireid.utils.tool_utils import (UserInputError, check_cfg_options,
-                                       check_writable, run_or_explain)
+from mmvireid.utils.preflight import load_config
+from mmvireid.utils.tool_utils import (UserInputError, check_writable,
+                                       run_or_explain)
 from mmvireid.visualization import VIReIDVisualizer
 from mmvireid.visualization.dataset_browser import (MODES, PHASES,
                                                     DatasetBrowser,
@@ -94,10 +95,7 @@ def main(argv=None) -> None:
             raise UserInputError(
                 f'--show-number must be >= 1, got {args.show_number}')
         check_writable(args.output_dir, '--output-dir', is_dir=True)
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options is not None:
-            check_cfg_options(cfg, args.cfg_options)
-            cfg.merge_from_dict(args.cfg_options)
+        cfg = load_config(args.config, args.cfg_options)
         seed = args.seed if args.seed is not None else \
             (cfg.get('randomness') or {}).get('seed') or 0
         set_random_seed(seed)
