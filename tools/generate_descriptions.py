@@ -90,6 +90,15 @@ IR_PROMPT = (
 #: LLaVA-1.5's conversation format, for ``--prompt-format`` with a model
 #: whose processor has no chat template.
 LLAVA_FORMAT = 'USER: <image>\n{prompt} ASSISTANT:'
+#: LLaVA-1.5's conversation as a chat template (what the hub's llava-1.5
+#: processors carry), for processors built without one.
+LLAVA_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'user' %}USER: "
+    "{% else %}ASSISTANT: {% endif %}{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}<image>\n{% elif item['type'] == "
+    "'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% if "
+    "message['role'] == 'user' %} {% else %}{{ eos_token }}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}")
 DEFAULT_VLM = 'llava-hf/llava-1.5-7b-hf'
 BACKENDS = ('vlm', 'llava', 'attributes')
 IMAGE_FITS = ('pad', 'crop')

@@ -29,14 +29,6 @@ tokenizers = pytest.importorskip('tokenizers')
 ROOT = osp.join(osp.dirname(__file__), '..', '..')
 TOY_CONFIG = osp.join(ROOT, 'configs', 'eees_toy.py')
 SIDE = 28  # the tiny processor's square: 2 x 2 patches of 14
-#: LLaVA-1.5's conversation, as the hub's llava-1.5 processors carry it
-CHAT_TEMPLATE = (
-    "{% for message in messages %}{% if message['role'] == 'user' %}USER: "
-    "{% else %}ASSISTANT: {% endif %}{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}<image>\n{% elif item['type'] == "
-    "'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% if "
-    "message['role'] == 'user' %} {% else %}{{ eos_token }}{% endif %}"
-    "{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}")
 SPECIALS = ['<unk>', '<s>', '</s>', '<pad>', '<image>']
 
 
@@ -111,7 +103,7 @@ def build_tiny_llava():
             crop_size={'height': SIDE, 'width': SIDE}),
         tokenizer=tokenizer, patch_size=14,
         vision_feature_select_strategy='default',
-        num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)
+        num_additional_image_tokens=1, chat_template=gd.LLAVA_CHAT_TEMPLATE)
     return model, processor
 
 

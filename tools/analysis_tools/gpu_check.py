@@ -389,16 +389,6 @@ def _tiny_tokenizer(prompts: List[str]):
         additional_special_tokens=['<image>'])
 
 
-#: LLaVA-1.5's conversation format (the hub processors' chat template).
-CHAT_TEMPLATE = (
-    "{% for message in messages %}{% if message['role'] == 'user' %}USER: "
-    "{% else %}ASSISTANT: {% endif %}{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}<image>\n{% elif item['type'] == "
-    "'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% if "
-    "message['role'] == 'user' %} {% else %}{{ eos_token }}{% endif %}"
-    "{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}")
-
-
 def build_llava(small: bool, device: str, dtype):
     """LLaVA-1.5-7B's architecture with random weights (``small``: a tiny
     one of the same layout) and its processor; built on ``device``.
@@ -488,7 +478,7 @@ def build_llava(small: bool, device: str, dtype):
         patch_size=patch,
         vision_feature_select_strategy='default',
         num_additional_image_tokens=1,
-        chat_template=CHAT_TEMPLATE)
+        chat_template=gd.LLAVA_CHAT_TEMPLATE)
     return model, processor
 
 
